@@ -1,0 +1,139 @@
+"""The instantaneous spectral state of $M(t)$: eigenpairs, frame continuity, Kato generator.
+
+All functions are pure and vmappable over a leading time axis (use `jax.vmap`).
+
+Conventions (DESIGN 2.2): eigenvalues descending, $G = \\Phi^T \\dot M \\Phi$,
+$W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$ for $k \\ne j$, $W_{kk} = 0$,
+$\\dot\\lambda_k = G_{kk}$, $\\dot\\Phi = -\\Phi W$, $\\dot c = (W - \\Lambda) c$.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+__all__ = [
+    "SpectralState",
+    "eigh_descending",
+    "fix_gauge",
+    "align_frame",
+    "degenerate_mask",
+    "kato_generator",
+    "spectral_state",
+    "default_degenerate_rtol",
+]
+
+
+def default_degenerate_rtol(dtype) -> float:
+    """Relative gap below which two eigenvalues are treated as one degenerate cluster."""
+    return 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
+
+
+class SpectralState(eqx.Module):
+    """Eigen-decomposition of $M$ with the Kato quantities built from $\\dot M$."""
+
+    eigenvalues: Float[Array, " n"]
+    frame: Float[Array, "n n"]  # columns φ_k
+    projected_derivative: Float[Array, "n n"]  # G = Φ^T Ṁ Φ
+    generator: Float[Array, "n n"]  # W (antisymmetric)
+
+    @property
+    def eigenvalue_rates(self) -> Float[Array, " n"]:
+        """$\\dot\\lambda_k = G_{kk}$ (Hellmann–Feynman)."""
+        return jnp.diagonal(self.projected_derivative, axis1=-2, axis2=-1)
+
+
+def eigh_descending(matrix: Float[Array, "n n"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
+    lam, vec = jnp.linalg.eigh(matrix)
+    return lam[::-1], vec[:, ::-1]
+
+
+def fix_gauge(frame: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """Deterministic starting signs: the largest-magnitude entry of each column is positive."""
+    idx = jnp.argmax(jnp.abs(frame), axis=0)
+    signs = jnp.sign(frame[idx, jnp.arange(frame.shape[1])])
+    return frame * jnp.where(signs == 0, 1.0, signs).astype(frame.dtype)
+
+
+def degenerate_mask(eigenvalues: Float[Array, " n"], rtol: float) -> Bool[Array, "n n"]:
+    """Off-diagonal pairs whose gap is below `rtol` × max|λ| (numerically one eigenvalue)."""
+    scale = jnp.maximum(jnp.max(jnp.abs(eigenvalues)), jnp.finfo(eigenvalues.dtype).tiny)
+    gaps = jnp.abs(eigenvalues[:, None] - eigenvalues[None, :])
+    return (gaps <= rtol * scale) & ~jnp.eye(eigenvalues.shape[0], dtype=bool)
+
+
+def align_frame(
+    eigenvalues: Float[Array, " n"],
+    frame: Float[Array, "n n"],
+    reference: Float[Array, "n n"],
+    rtol: float,
+) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
+    """Order and orient a fresh eigenbasis to continue `reference` (the previous frame).
+
+    The cheap path (every column overlaps its reference column by > 1/2, no degenerate pair)
+    only fixes signs, O(n²). Otherwise one overlap matrix $O = \\Phi_\\text{ref}^T V$ gives the
+    permutation (modes that crossed keep their labels) and, inside clusters of degenerate
+    eigenvalues, the rotation closest to the reference (orthogonal Procrustes), which is the
+    parallel-transport gauge for a degenerate subspace.
+
+    Returns eigenvalues and frame in the reference's column order.
+    """
+    n = eigenvalues.shape[0]
+    diag_overlap = jnp.sum(reference * frame, axis=0)
+    clusters = degenerate_mask(eigenvalues, rtol)
+    easy = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(clusters)
+
+    def signs_only(_):
+        signs = jnp.where(diag_overlap < 0, -1.0, 1.0).astype(frame.dtype)
+        return eigenvalues, frame * signs
+
+    def full(_):
+        overlap = reference.T @ frame  # O[i, j] = φ_ref_i · v_j
+        perm = jnp.argmax(jnp.abs(overlap), axis=1)
+        is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
+        perm = jnp.where(is_perm, perm, jnp.arange(n))
+        lam, vec = eigenvalues[perm], frame[:, perm]
+        block = overlap[:, perm] * (degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool))
+        # max tr(O_b Q) over block-orthogonal Q: Q = (U Vh)^T with O_b = U S Vh.
+        u, _, vh = jnp.linalg.svd(block)
+        return lam, vec @ (u @ vh).T
+
+    return jax.lax.cond(easy, signs_only, full, None)
+
+
+def kato_generator(
+    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], rtol: float
+) -> Float[Array, "n n"]:
+    """$W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$, exactly antisymmetric.
+
+    Pairs inside a degenerate cluster get $W_{kj} = 0$: the parallel-transport gauge of the
+    cluster's subspace. Any rotation inside it leaves every shell energy unchanged.
+    """
+    g = 0.5 * (projected_derivative + projected_derivative.T)  # exact symmetry → exact W = -W^T
+    gaps = eigenvalues[:, None] - eigenvalues[None, :]
+    skip = degenerate_mask(eigenvalues, rtol) | jnp.eye(eigenvalues.shape[0], dtype=bool)
+    return jnp.where(skip, 0.0, g / jnp.where(skip, 1.0, gaps)).astype(g.dtype)
+
+
+def spectral_state(
+    matrix: Float[Array, "n n"],
+    derivative: Float[Array, "n n"],
+    reference: Float[Array, "n n"] | None = None,
+    *,
+    rtol: float | None = None,
+) -> SpectralState:
+    """From $(M, \\dot M)$ to eigenvalues, frame, $G$ and $W$.
+
+    Without `reference` the eigenvalues are descending and the frame has the gauge of
+    `fix_gauge`; with it, the frame continues `reference` (see `align_frame`).
+    """
+    rtol = default_degenerate_rtol(matrix.dtype) if rtol is None else rtol
+    lam, vec = eigh_descending(matrix)
+    if reference is None:
+        vec = fix_gauge(vec)
+    else:
+        lam, vec = align_frame(lam, vec, reference, rtol)
+    g = vec.T @ derivative @ vec
+    return SpectralState(lam, vec, g, kato_generator(g, lam, rtol))
