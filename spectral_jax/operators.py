@@ -152,14 +152,14 @@ class RotatingPowerLaw(AbstractOperator):
 
     def __call__(self, t):
         r = self.rotation(t)
-        return (r * self.eigenvalues) @ r.T
+        return (r * self.eigenvalues[None, :]) @ r.T
 
     def value_and_derivative(self, t):
         r = self.rotation(t)
         a, lam = self.generator, self.eigenvalues
         # d/dt (R Λ R^T) = R (A Λ - Λ A) R^T, with A Λ - Λ A = A * (λ_j - λ_k).
         commutator = a * (lam[None, :] - lam[:, None])
-        return (r * lam) @ r.T, r @ commutator @ r.T
+        return (r * lam[None, :]) @ r.T, r @ commutator @ r.T
 
     def exact_coefficients(self, t, c0) -> Float[Array, " n"]:
         """Closed-form modal coefficients $\\exp(-(\\Lambda + A)t)\\,c(0)$."""

@@ -54,7 +54,7 @@ class LogShells(eqx.Module):
 
     def assign(self, eigenvalues: Float[Array, "... n"]) -> Int[Array, "... n"]:
         """Shell index of each eigenvalue: the number of upper edges at or above it."""
-        edges = self.edges.astype(eigenvalues.dtype)
+        edges = self.edges.astype(eigenvalues.dtype).reshape((1,) * eigenvalues.ndim + (-1,))
         return jnp.sum(eigenvalues[..., None] <= edges, axis=-1)
 
     def membership(self, eigenvalues: Float[Array, " n"]) -> Float[Array, "n S+2"]:

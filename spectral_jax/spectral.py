@@ -54,7 +54,7 @@ def fix_gauge(frame: Float[Array, "n n"]) -> Float[Array, "n n"]:
     """Deterministic starting signs: the largest-magnitude entry of each column is positive."""
     idx = jnp.argmax(jnp.abs(frame), axis=0)
     signs = jnp.sign(frame[idx, jnp.arange(frame.shape[1])])
-    return frame * jnp.where(signs == 0, 1.0, signs).astype(frame.dtype)
+    return frame * jnp.where(signs == 0, 1.0, signs).astype(frame.dtype)[None, :]
 
 
 def degenerate_mask(eigenvalues: Float[Array, " n"], rtol: float) -> Bool[Array, "n n"]:
@@ -87,7 +87,7 @@ def align_frame(
 
     def signs_only(_):
         signs = jnp.where(diag_overlap < 0, -1.0, 1.0).astype(frame.dtype)
-        return eigenvalues, frame * signs
+        return eigenvalues, frame * signs[None, :]
 
     def full(_):
         overlap = reference.T @ frame  # O[i, j] = φ_ref_i · v_j
@@ -95,7 +95,8 @@ def align_frame(
         is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
         perm = jnp.where(is_perm, perm, jnp.arange(n))
         lam, vec = eigenvalues[perm], frame[:, perm]
-        block = overlap[:, perm] * (degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool))
+        keep = degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool)
+        block = jnp.where(keep, overlap[:, perm], 0.0)
         # max tr(O_b Q) over block-orthogonal Q: Q = (U Vh)^T with O_b = U S Vh.
         u, _, vh = jnp.linalg.svd(block)
         return lam, vec @ (u @ vh).T
