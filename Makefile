@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+PRESET ?= quick
 
 .PHONY: run test test-all bench figures clean
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## The main job (writes results/ and figures).
 run: $(STAMP)
-	$(PY) -m spectral_jax.cli run
+	$(PY) -m experiments --preset $(PRESET)
 
 ## Fast test suite (what CI runs).
 test: $(STAMP)
