@@ -33,6 +33,7 @@ frozen random features, ...) is held fixed.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -236,22 +237,41 @@ def empirical_ntk(
     same = x2 is None
     x1 = jnp.asarray(x1)
     x2 = x1 if same else jnp.asarray(x2)
+    _check_inputs(x1, x2)
+    chunk_size = _check_chunk(chunk_size, x1, x2)
+    if implementation == NTKImplementation.STRUCTURED:
+        _check_structured(apply_fn, params, x1)
+    # One compiled computation per (apply_fn, implementation, chunk, shapes): eager calls are
+    # fast, and inside an outer jit/jvp/vmap this is an ordinary nested call.
+    return _empirical_ntk_jit(apply_fn, params, x1, None if same else x2, implementation, chunk_size)
+
+
+def _check_inputs(x1, x2):
     if x1.ndim < 1 or x2.ndim < 1 or x1.shape[1:] != x2.shape[1:]:
         raise ValueError(
             f"empirical_ntk: x1 and x2 must be batches with equal feature shapes; got "
             f"{x1.shape} and {x2.shape}"
         )
-    if chunk_size is not None:
-        if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise ValueError(f"empirical_ntk: chunk_size must be a positive int, got {chunk_size!r}")
-        chunk_size = int(chunk_size)
-        if chunk_size >= max(x1.shape[0], x2.shape[0]):
-            chunk_size = None  # one block: identical to the unchunked computation
+
+
+def _check_chunk(chunk_size, x1, x2):
+    if chunk_size is None:
+        return None
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"empirical_ntk: chunk_size must be a positive int, got {chunk_size!r}")
+    chunk_size = int(chunk_size)
+    # One block is identical to the unchunked computation.
+    return None if chunk_size >= max(x1.shape[0], x2.shape[0]) else chunk_size
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5))
+def _empirical_ntk_jit(apply_fn, params, x1, x2, implementation, chunk_size):
+    same = x2 is None
+    x2 = x1 if same else x2
     if implementation == NTKImplementation.JACOBIAN_CONTRACTION:
         return _jacobian_contraction(apply_fn, params, x1, x2, same, chunk_size)
     if implementation == NTKImplementation.NTK_VECTOR_PRODUCTS:
         return _ntk_vector_products(apply_fn, params, x1, x2, chunk_size)
-    _check_structured(apply_fn, params, x1)
     return _structured(apply_fn, params, x1, x2, same, chunk_size)
 
 
