@@ -5,8 +5,11 @@ from large to small eigenvalues, so $f_s$ is small on the resolved side (small s
 1 on the unresolved side. The frontier position $x(t)$ is the (fractional) shell index where
 $f$ crosses 1/2, and $\\lambda^*(t)$ the eigenvalue there.
 
-**Definition used.** Let $s_-$ be the deepest non-empty shell with $f_{s_-} < 1/2$ and $s_+$
-the next non-empty shell after it (so $f_{s_+} \\ge 1/2$). Between them the crossing is
+**Definition used.** Let $s_+$ be the first non-empty shell (from the large-eigenvalue side)
+with $f_{s_+} \\ge 1/2$, and $s_-$ the last non-empty shell before it (so $f_{s_-} < 1/2$):
+the frontier is the end of the contiguous resolved region. (With transport, $f_s$ need not be
+monotone in s: a deep, low-energy shell drained by transport below an unresolved one does not
+move the frontier.) Between $s_-$ and $s_+$ the crossing is
 interpolated linearly in the variable $z = \\ln(-\\ln f)$ when $0 < f_{s_+} < 1$, and linearly
 in $f$ otherwise (a shell that gained energy, $f \\ge 1$). The eigenvalue is
 $\\lambda^* = \\lambda_\\text{ref} b^{-(x - 1/2)}$ (integer x is a shell centre).
@@ -20,7 +23,8 @@ so $|\\ln(2t\\lambda^*/\\ln 2)| \\le \\tfrac12\\ln b$: the lazy frontier is loca
 a shell, rigorously (used as the test tolerance). Plain linear interpolation in $f$ has no
 such guarantee ($f$ is a double exponential in the index).
 
-Where no shell has crossed yet (all $f \\ge 1/2$) or every shell has ($f < 1/2$ everywhere),
+Where no shell has crossed yet ($f \\ge 1/2$ in the first non-empty shell) or every shell
+has ($f < 1/2$ everywhere),
 the frontier is outside the spectrum and `shell`/`eigenvalue` are NaN. Empty shells
 ($E_s(t_0) = 0$) have NaN fraction and are skipped.
 """
@@ -54,10 +58,10 @@ def _position(fraction, nonempty):
     num = fraction.shape[-1]
     idx = jnp.arange(num)
     f = jnp.where(nonempty, fraction, jnp.ones_like(fraction))
-    below = nonempty & (f < 0.5)
-    s_lo = jnp.max(jnp.where(below, idx, -1))
-    after = nonempty & (idx > s_lo)
-    s_hi = jnp.min(jnp.where(after, idx, num))
+    unresolved = nonempty & (f >= 0.5)
+    s_hi = jnp.min(jnp.where(unresolved, idx, num))
+    before = nonempty & (idx < s_hi)
+    s_lo = jnp.max(jnp.where(before, idx, -1))
     valid = (s_lo >= 0) & (s_hi < num)
     lo, hi = jnp.clip(s_lo, 0, num - 1), jnp.clip(s_hi, 0, num - 1)
     f_lo, f_hi = f[lo], f[hi]
