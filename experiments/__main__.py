@@ -25,6 +25,8 @@ EXPERIMENTS = [
     "lazy_rich",
     "exponents",
     "renormalizability",
+    "resolution_limits",
+    "double_descent",
 ]
 
 
