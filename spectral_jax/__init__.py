@@ -6,6 +6,8 @@ Importing the package changes no global JAX setting. Analysis wants float64: cal
 
 from .direct import DirectSolution, solve_direct
 from .kato import KatoSolution, kato_vector_field, solve_kato
+from .network_analysis import NetworkAnalysis, analyze_training
+from .ntk import NTKImplementation, empirical_ntk, from_linen, from_nnx, ntk_flow_derivative, ntk_fn
 from .operators import (
     AbstractOperator,
     CallableOperator,
@@ -16,10 +18,27 @@ from .operators import (
 from .scaling import PowerLawFit, fit_power_law
 from .shells import LogShells, ShellBudget, shell_budget
 from .spectral import SpectralState, spectral_state
+from .data import RegressionData, load_digits_data, power_law_teacher
+from .training import TrainingRecord, gradient_flow, log_times, train_optax
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NTKImplementation",
+    "NetworkAnalysis",
+    "RegressionData",
+    "TrainingRecord",
+    "analyze_training",
+    "empirical_ntk",
+    "from_linen",
+    "from_nnx",
+    "gradient_flow",
+    "load_digits_data",
+    "log_times",
+    "ntk_flow_derivative",
+    "ntk_fn",
+    "power_law_teacher",
+    "train_optax",
     "AbstractOperator",
     "CallableOperator",
     "DirectSolution",
