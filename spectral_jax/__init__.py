@@ -17,6 +17,10 @@ from .operators import (
 )
 from .scaling import PowerLawFit, fit_power_law
 from .shells import LogShells, ShellBudget, shell_budget
+from .budget import WindowedBudget, budget_residual, windowed_budget
+from .frontier import Frontier, resolution_frontier
+from .plotting import plot_shell_dynamics
+from .projector import projector_budget
 from .spectral import SpectralState, spectral_state
 from .data import RegressionData, load_digits_data, power_law_teacher
 from .training import TrainingRecord, gradient_flow, log_times, train_optax
@@ -56,4 +60,11 @@ __all__ = [
     "solve_direct",
     "solve_kato",
     "spectral_state",
+    "Frontier",
+    "WindowedBudget",
+    "budget_residual",
+    "plot_shell_dynamics",
+    "projector_budget",
+    "resolution_frontier",
+    "windowed_budget",
 ]
