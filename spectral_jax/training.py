@@ -337,7 +337,10 @@ def train_optax(
         else:
             idx = jax.random.choice(sub, n, (batch_size,), replace=False)
         grads = jax.grad(loss)(p, idx)
-        updates, state = optimizer.update(grads, state, p)
+        # optax mixes its int32 step count with Python floats (Adam's bias correction), which
+        # strict dtype promotion rejects; the update itself is dtype-preserving.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = optimizer.update(grads, state, p)
         return (optax.apply_updates(p, updates), state, k), None
 
     @jax.jit

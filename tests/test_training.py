@@ -1,0 +1,138 @@
+"""Recorded training runs: network residual vs the Kato solution, exact dM/dt, lazy limit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from _network_runs import FD_STEPS, T_CENTER, mlp_run, random_features_run, teacher_data
+from flax import nnx
+
+import spectral_jax as sj
+from spectral_jax.models import MLP
+from spectral_jax.ntk import from_nnx
+from spectral_jax.training import gradient_flow, log_steps, log_times, train_optax
+
+
+def _index(ts, t):
+    i = int(np.argmin(np.abs(ts - t)))
+    assert abs(ts[i] - t) < 1e-12
+    return i
+
+
+def test_record_contents():
+    apply_fn, params, record = mlp_run()
+    data = teacher_data()
+    T, n = record.ts.shape[0], 12
+    assert record.residuals.shape == (T, n)
+    assert record.kernels.shape == record.kernel_derivatives.shape == (T, n, n)
+    assert record.test_kernels.shape == (T, 8, n) and record.test_predictions.shape == (T, 8)
+    # At t=0 the centred output vanishes: e(0) = -y and no test prediction yet.
+    np.testing.assert_allclose(np.asarray(record.residuals[0]), -np.asarray(data.y_train))
+    np.testing.assert_allclose(np.asarray(record.test_predictions[0]), 0.0, atol=1e-15)
+    # Recorded kernels are M = K/n, with the spectrum descending.
+    k0 = sj.empirical_ntk(apply_fn, params, data.x_train)
+    np.testing.assert_allclose(np.asarray(record.kernels[0]), np.asarray(k0) / n, rtol=1e-12)
+    lam = np.asarray(record.eigenvalues)
+    assert np.all(np.diff(lam, axis=1) <= 0)
+    assert np.all(np.diff(np.asarray(record.loss)) < 0)  # gradient flow decreases the loss
+    # The saved parameters reproduce the recorded residuals.
+    theta = jax.tree.map(lambda leaf: leaf[-1], record.params)
+    e_last = apply_fn(theta, data.x_train) - apply_fn(params, data.x_train) - data.y_train
+    np.testing.assert_allclose(np.asarray(e_last), np.asarray(record.residuals[-1]), atol=1e-13)
+
+
+def test_network_residual_matches_kato_on_recorded_operator():
+    _, _, record = mlp_run()
+    kato = sj.solve_kato(record.operator(), record.residuals[0], record.ts, rtol=1e-10, atol=1e-12)
+    err = np.linalg.norm(np.asarray(kato.residuals - record.residuals), axis=1)
+    rel = err / np.linalg.norm(np.asarray(record.residuals), axis=1)
+    assert rel.max() <= 1e-4
+    # The kernel really moved (this is not the lazy case in disguise).
+    change = np.linalg.norm(np.asarray(record.kernels[-1] - record.kernels[0]))
+    assert change / np.linalg.norm(np.asarray(record.kernels[0])) > 0.1
+
+
+def test_ad_derivative_matches_central_differences_of_recorded_kernels():
+    """(M(t+h) - M(t-h))/2h - dM/dt = O(h²): the error drops 4× per halving of h."""
+    _, _, record = mlp_run()
+    ts = np.asarray(record.ts)
+    dm = np.asarray(record.kernel_derivatives[_index(ts, T_CENTER)])
+    errors = []
+    for h in FD_STEPS:
+        up, down = _index(ts, T_CENTER + h), _index(ts, T_CENTER - h)
+        fd = (np.asarray(record.kernels[up]) - np.asarray(record.kernels[down])) / (2 * h)
+        errors.append(np.linalg.norm(fd - dm) / np.linalg.norm(dm))
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    assert np.all((ratios > 3.5) & (ratios < 4.5)), errors
+    assert errors[-1] < 1e-3
+
+
+def test_random_features_flux_zero_and_closed_form_loss():
+    model, apply_fn, params, record = random_features_run()
+    data = teacher_data()
+    assert float(jnp.max(jnp.abs(record.kernel_derivatives))) == 0.0  # frozen kernel, exactly
+    # Closed form from an independent NumPy kernel: φφ^T/p, M = K/n, e(0) = -y.
+    x = np.asarray(data.x_train)
+    phi = np.tanh(x @ np.asarray(model.features[...]) / np.sqrt(4))
+    m = phi @ phi.T / 24 / 12
+    lam, vec = np.linalg.eigh(m)
+    eps0 = (vec.T @ -np.asarray(data.y_train)) ** 2
+    ts = np.asarray(record.ts)
+    closed = np.exp(-2 * lam[None, :] * ts[:, None]) @ eps0 / (2 * 12)
+    np.testing.assert_allclose(np.asarray(record.loss), closed, rtol=1e-8)
+    assert closed[-1] < 0.2 * closed[0]  # the run actually learned something
+
+    kato = sj.solve_kato(record.operator(), record.residuals[0], record.ts, rtol=1e-10, atol=1e-12)
+    shells = sj.LogShells(jnp.asarray(float(lam.max()) * 1.01), jnp.asarray(2.0), 8)
+    budget = sj.shell_budget(shells, kato.eigenvalues, kato.coefficients, kato.generator)
+    dissipation = float(jnp.max(jnp.sum(budget.dissipation, axis=-1)))
+    assert float(jnp.max(jnp.abs(budget.flux))) <= 1e-14 * dissipation
+    np.testing.assert_allclose(np.asarray(kato.loss), closed, rtol=1e-7)
+
+
+def test_optax_gd_follows_gradient_flow_to_first_order():
+    data = teacher_data()
+    apply_fn, params = from_nnx(MLP(4, 8, 1, rngs=nnx.Rngs(4), param_dtype=jnp.float64))
+    lr, steps = 0.05, 40
+    gd = train_optax(
+        apply_fn, params, data.x_train, data.y_train, optax.sgd(lr),
+        learning_rate=lr, num_steps=steps, num_records=6,
+    )
+    assert np.all(np.diff(np.asarray(gd.ts)) > 0) and float(gd.ts[-1]) == pytest.approx(lr * steps)
+    flow = gradient_flow(apply_fn, params, data.x_train, data.y_train, np.asarray(gd.ts))
+    err = float(jnp.max(jnp.abs(gd.residuals - flow.residuals)))
+    # Global error of explicit Euler: O(η) with a constant of order ‖M‖ t ‖e‖.
+    assert 1e-5 < err < 0.05 * float(jnp.max(jnp.abs(flow.residuals)))
+    assert np.all(np.diff(np.asarray(gd.loss)) < 0)
+
+
+def test_optax_sgd_and_adam_run_and_record():
+    data = teacher_data()
+    apply_fn, params = from_nnx(MLP(4, 8, 1, rngs=nnx.Rngs(5), param_dtype=jnp.float64))
+    for opt, batch in ((optax.sgd(0.05), 4), (optax.adam(0.01), None)):
+        rec = train_optax(
+            apply_fn, params, data.x_train, data.y_train, opt, learning_rate=0.05,
+            num_steps=30, num_records=5, batch_size=batch, key=jax.random.key(0),
+            x_test=data.x_test, y_test=data.y_test,
+        )
+        assert rec.residuals.shape[1] == 12 and rec.test_loss.shape == rec.ts.shape
+        assert float(rec.loss[-1]) < float(rec.loss[0])
+    with pytest.raises(ValueError, match="key"):
+        train_optax(apply_fn, params, data.x_train, data.y_train, optax.sgd(0.1),
+                    learning_rate=0.1, num_steps=3, batch_size=2)
+
+
+def test_helpers_and_errors():
+    ts = log_times(10.0, 5)
+    assert ts[0] == 0.0 and ts[-1] == pytest.approx(10.0) and np.all(np.diff(ts) > 0)
+    steps = log_steps(1000, 10)
+    assert steps[0] == 0 and steps[-1] == 1000 and np.all(np.diff(steps) > 0)
+    data = teacher_data()
+    apply_fn, params = from_nnx(MLP(4, 4, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        gradient_flow(apply_fn, params, data.x_train, data.y_train, [0.0, 0.0, 1.0])
+    with pytest.raises(TypeError, match="float32"):
+        gradient_flow(apply_fn, params, data.x_train.astype(jnp.float32), data.y_train, [0.0, 1.0])
+    with pytest.raises(ValueError, match="x_test"):
+        gradient_flow(apply_fn, params, data.x_train, data.y_train, [0.0, 1.0], x_test=data.x_test)
