@@ -250,7 +250,8 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         f"{fs['max_rate_residual_projector']:.1e} (projector); moving: {ms['crossings']} "
         f"crossings, residual {ms['max_relative_residual']:.1e} (without migration "
         f"{ms['max_relative_residual_without_migration']:.1e}); frozen frontier |log err| "
-        f"{fr['frozen_frontier_max_abs_log_error_vs_lazy']:.2f} <= {fr['frontier_bound_half_shell']:.2f}"
+        f"{fr['frozen_frontier_max_abs_log_error_vs_lazy']:.2f} "
+        f"<= {fr['frontier_bound_half_shell']:.2f}"
     )
     return out
 

@@ -5,7 +5,8 @@ While no eigenvalue crosses a shell edge, $dE_s/dt = -D_s + \\Pi_{s-1|s} - \\Pi_
 $\\varepsilon(\\tau)$ moves with it from one shell to the next ("migration"). Over a window
 $[t_i, t_{i+1}]$ the budget is therefore
 
-$$E_s(t_{i+1}) - E_s(t_i) = \\int_{t_i}^{t_{i+1}} \\bigl(-D_s + \\textstyle\\sum_{s'} T_{ss'}\\bigr)\\,dt
+$$E_s(t_{i+1}) - E_s(t_i)
+  = \\int_{t_i}^{t_{i+1}} \\bigl(-D_s + \\textstyle\\sum_{s'} T_{ss'}\\bigr)\\,dt
   + \\sum_{\\text{crossings in the window}} \\pm\\varepsilon(\\tau),$$
 
 and `windowed_budget` evaluates each of the three parts *independently*, so that the
@@ -287,7 +288,8 @@ def refine_crossings(
     better = res_new[:m] <= res_old[:m]
     time = jnp.where(better, t[:m], crossings.time)
     order = jnp.argsort(time, stable=True)
-    return jax.tree_util.tree_map(lambda x: x[order], eqx.tree_at(lambda c: c.time, crossings, time))
+    polished = eqx.tree_at(lambda c: c.time, crossings, time)
+    return jax.tree_util.tree_map(lambda x: x[order], polished)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ class WindowedBudget(eqx.Module):
 
     @property
     def net_transfer(self) -> Float[Array, "W S+2"]:
-        """$\\int(\\Pi_{s-1|s} - \\Pi_{s|s+1})dt = \\int\\sum_{s'}T_{ss'}dt$ (inflow − outflow)."""
+        """$\\int(\\Pi_{s-1|s} - \\Pi_{s|s+1})dt = \\int\\sum_{s'}T_{ss'}dt$ (in − out)."""
         zero = jnp.zeros_like(self.flux[..., :1])
         return jnp.concatenate([zero, self.flux], -1) - jnp.concatenate([self.flux, zero], -1)
 
@@ -431,10 +433,16 @@ def windowed_budget(
       coefficients vary, max over the window's ends): with 10 nodes and resolution 6 the
       Gauss–Legendre error on $e^{-\\lambda t}$ or $e^{i\\omega t}$ is below 1e-15.
     - `rtol`, `atol`: `solve_kato` tolerances; `kato_kwargs` go to `solve_kato` too.
-    - `crossings`: precomputed crossings (skips `track_spectrum`/`find_crossings`).
+    - `crossings`: precomputed crossings (skips `find_crossings`/`refine_crossings`; the
+      spectrum is still tracked on `ts` for the quadrature step lengths).
     - `refine`: polish crossing times with `refine_crossings`.
 
     **Returns:** a `WindowedBudget`; `budget_residual(result)` is the closure check.
+
+    Cost: one `solve_kato` run (its steps do not depend on the save grid) saved at
+    ~`nodes` × (number of pieces) points; `solve_kato` keeps a frame and a generator
+    (n × n each) per saved point, so for large n split long runs into several calls (the
+    budget is additive over windows).
 
     **Raises:** `ValueError` on a bad `form`, `nodes`, or `ts`.
     """
