@@ -13,6 +13,7 @@ the recorded $\\dot M$) that `solve_kato` and the shell budgets consume.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +146,45 @@ def _outputs(apply_fn, params, x):
     return _scalar_outputs(apply_fn(params, x), x.shape[0], "training")
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _record_path(apply_fn, params_path, data, implementation, chunk_size):
+    # Module level and keyed on apply_fn: runs that differ only in α or data reuse one compile.
+    x, y, f0, x_test, f0_test, alpha = data
+
+    def one(params):
+        e = alpha * (_outputs(apply_fn, params, x) - f0) - y
+        m, dm = ntk_flow_derivative(
+            apply_fn, params, x, e, alpha=alpha, implementation=implementation, chunk_size=chunk_size
+        )
+        m = 0.5 * (m + m.T)  # the reference contraction is symmetric only to round-off
+        dm = 0.5 * (dm + dm.T)
+        lam = jnp.linalg.eigvalsh(m)[::-1]
+        if x_test is None:
+            return e, m, dm, lam, None, None
+        pred = alpha * (_outputs(apply_fn, params, x_test) - f0_test)
+        cross = empirical_ntk(
+            apply_fn, params, x_test, x, implementation=implementation, chunk_size=chunk_size
+        )
+        return e, m, dm, lam, pred, cross
+
+    return jax.lax.map(one, params_path)
+
+
+def _flow_field(t, theta, args):
+    apply_fn, x, y, f0, alpha = args
+    n = x.shape[0]
+
+    def loss(p):
+        e = alpha * (_outputs(apply_fn, p, x) - f0) - y
+        return jnp.sum(e**2) / (2 * n * alpha**2)
+
+    return jax.tree.map(jnp.negative, jax.grad(loss)(theta))
+
+
+_FLOW_TERM = diffrax.ODETerm(_flow_field)
+_diffeqsolve = eqx.filter_jit(diffrax.diffeqsolve)
+
+
 def record_trajectory(
     apply_fn: Callable,
     params0: Any,
@@ -169,25 +209,13 @@ def record_trajectory(
     ts = jnp.asarray(ts, dtype)
     f0 = _outputs(apply_fn, params0, x)
     f0_test = None if x_test is None else _outputs(apply_fn, params0, x_test)
-
-    @jax.jit
-    def one(params):
-        e = alpha * (_outputs(apply_fn, params, x) - f0) - y
-        m, dm = ntk_flow_derivative(
-            apply_fn, params, x, e, alpha=alpha, implementation=implementation, chunk_size=chunk_size
-        )
-        m = 0.5 * (m + m.T)  # the reference contraction is symmetric only to round-off
-        dm = 0.5 * (dm + dm.T)
-        lam = jnp.linalg.eigvalsh(m)[::-1]
-        if x_test is None:
-            return e, m, dm, lam, None, None
-        pred = alpha * (_outputs(apply_fn, params, x_test) - f0_test)
-        cross = empirical_ntk(
-            apply_fn, params, x_test, x, implementation=implementation, chunk_size=chunk_size
-        )
-        return e, m, dm, lam, pred, cross
-
-    e, m, dm, lam, pred, cross = jax.lax.map(one, params_path)
+    e, m, dm, lam, pred, cross = _record_path(
+        apply_fn,
+        params_path,
+        (x, y, f0, x_test, f0_test, jnp.asarray(alpha, dtype)),
+        NTKImplementation(implementation),
+        chunk_size,
+    )
     return TrainingRecord(
         ts=ts,
         params=params_path,
@@ -240,24 +268,16 @@ def gradient_flow(
         raise ValueError("gradient_flow: ts must be 1-D, strictly increasing, with >= 2 times")
     dtype = y.dtype
     f0 = _outputs(apply_fn, params, x)
-    n = x.shape[0]
-
-    def vector_field(t, theta, args):
-        def loss(p):
-            e = alpha * (_outputs(apply_fn, p, x) - f0) - y
-            return jnp.sum(e**2) / (2 * n * alpha**2)
-
-        return jax.tree.map(jnp.negative, jax.grad(loss)(theta))
-
     solver = diffrax.Dopri8() if solver is None else solver
     ts_j = jnp.asarray(ts, dtype)
-    sol = eqx.filter_jit(diffrax.diffeqsolve)(
-        diffrax.ODETerm(vector_field),
+    sol = _diffeqsolve(
+        _FLOW_TERM,
         solver,
         t0=ts_j[0],
         t1=ts_j[-1],
         dt0=None,
         y0=params,
+        args=(apply_fn, x, y, f0, jnp.asarray(alpha, dtype)),
         saveat=diffrax.SaveAt(ts=ts_j),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,

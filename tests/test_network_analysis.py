@@ -90,3 +90,22 @@ def test_needs_three_times():
     )
     with pytest.raises(ValueError, match="3 saved times"):
         analyze_training(short)
+
+
+def test_lazy_rich_quick_table_is_monotone(tmp_path):
+    """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 values)."""
+    import json
+
+    from experiments import lazy_rich
+
+    config = lazy_rich.Config.quick()
+    result = lazy_rich.run(config, tmp_path)
+    rows = result["table"]
+    assert len(rows) >= 4 and [r["alpha"] for r in rows] == sorted(r["alpha"] for r in rows)
+    for key in ("kernel_velocity_max", "flux_to_dissipation", "kernel_change"):
+        values = np.array([r[key] for r in rows])
+        assert np.all(np.diff(values) < 0), (key, values)
+        assert result["power_law_slope_in_alpha"][key] < -0.5
+    assert max(r["kato_residual_error_max"] for r in rows) <= 1e-4
+    saved = json.loads((tmp_path / "lazy_rich.json").read_text())
+    assert saved["all_monotone"] is True and (tmp_path / "lazy_rich.png").stat().st_size > 0
