@@ -38,7 +38,11 @@ the defaults it is ~1e-9 of the total energy when the windows resolve the dynami
 ($\\lambda_\\text{max}\\,\\Delta t \\lesssim 2$ per sub-interval for `nodes=10`; increase
 `nodes` or `subdivisions` otherwise). A crossing that the window grid does not resolve (an
 eigenvalue that crosses an edge and back inside one window between Hermite-invisible
-wiggles) shows up as a residual of the size of that mode's energy.
+wiggles) shows up as a residual of the size of that mode's energy, and `windowed_budget`
+warns when shell occupations change without a detected crossing. An eigenvalue that sits
+exactly on an edge at a window end belongs to the lower shell there, and a crossing that starts
+exactly at a window end is not seen: put `lam_ref` off the spectrum (e.g.
+`LogShells.covering(..., margin=1.1)`) for spectra such as $k^{-\\alpha}$ with $\\lambda_1 = 1$.
 """
 
 from __future__ import annotations

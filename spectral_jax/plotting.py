@@ -125,7 +125,7 @@ def plot_shell_dynamics(
     fig.colorbar(mesh, ax=ax, label=label)
     ax.plot(tk, position[keep], color="cyan", lw=2, label="frontier $x(t)$ (fraction = 1/2)")
     lazy = shells.position(np.log(2.0) / (2.0 * tk))
-    ax.plot(tk, np.asarray(lazy), color="white", lw=1, ls="--", label=r"lazy $\ln 2/(2t)$")
+    ax.plot(tk, np.asarray(lazy), color="0.55", lw=1.2, ls="--", label=r"lazy $\ln 2/(2t)$")
     ax.set_xscale("log")
     ax.set_ylim(shells.num_shells - 0.5, -0.5)  # shell 0 (largest λ) on top
     ax.set_xlabel("t")
