@@ -104,7 +104,7 @@ def test_agrees_with_modewise_generic(rng):
     y = rng.normal(size=(n, n))
     dm = jnp.asarray(y + y.T)
     e = jnp.asarray(rng.normal(size=n))
-    state = sj.spectral_state(m, dm)
+    state = jax.jit(sj.spectral_state)(m, dm)
     c = state.frame.T @ e
     modewise = sj.shell_budget(shells, state.eigenvalues, c, state.generator)
     projector = projector_budget(shells, m, dm, e)
