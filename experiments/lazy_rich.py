@@ -111,7 +111,10 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     alphas = np.array([r["alpha"] for r in rows])
     keys = ("kernel_velocity_max", "kernel_path_length", "kernel_change", "flux_to_dissipation")
     monotone = {k: _strictly_decreasing([r[k] for r in rows]) for k in keys}
-    slopes = {k: float(sj.fit_power_law(alphas, np.array([r[k] for r in rows])).exponent) for k in keys}
+    slopes = {
+        k: float(sj.fit_power_law(alphas, np.array([r[k] for r in rows])).exponent)
+        for k in keys
+    }
     result = {
         "config": config,
         "table": rows,

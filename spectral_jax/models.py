@@ -1,9 +1,9 @@
 """Scalar-output flax nnx networks in NTK parameterisation (DESIGN 2.1).
 
-Every dense layer computes $y = \\frac{\\sigma_w}{\\sqrt{d_\\text{in}}}\\, a W + \\sigma_b\\, b$ with
-$W_{ij}, b_j \\sim \\mathcal N(0, 1)$ (Jacot, Gabriel & Hongler, "Neural tangent kernel", NeurIPS
-2018), so the eNTK has a finite limit as the width grows. The networks map a batch (n, d) to
-(n,) outputs. Use `spectral_jax.ntk.from_nnx(model)` to get `(apply_fn, params)`.
+Every dense layer computes $y = \\frac{\\sigma_w}{\\sqrt{d_\\text{in}}}\\, a W + \\sigma_b\\, b$
+with $W_{ij}, b_j \\sim \\mathcal N(0, 1)$ (Jacot, Gabriel & Hongler, "Neural tangent kernel",
+NeurIPS 2018), so the eNTK has a finite limit as the width grows. The networks map a batch
+(n, d) to (n,) outputs. Use `spectral_jax.ntk.from_nnx(model)` to get `(apply_fn, params)`.
 
 The output scale α (Chizat, Oyallon & Bach, "On lazy training in differentiable programming",
 NeurIPS 2019) is applied by the training code, not by the module:
@@ -58,7 +58,8 @@ class DenseNTK(nnx.Module):
         self.out_features = int(out_features)
         self.weight_scale = float(weight_std) / math.sqrt(in_features)
         self.bias_scale = float(bias_std)
-        self.kernel = nnx.Param(jax.random.normal(rngs.params(), (in_features, out_features), dtype))
+        shape = (in_features, out_features)
+        self.kernel = nnx.Param(jax.random.normal(rngs.params(), shape, dtype))
         self.bias = (
             nnx.Param(jax.random.normal(rngs.params(), (out_features,), dtype))
             if bias_std != 0.0
@@ -97,7 +98,7 @@ class _DenseNetwork(nnx.Module):
         return out
 
     def ntk_dense_factors(self, x):
-        """Per dense layer, `(A_aug (n, d_in[+1]), G (n, d_out))` with $G = \\partial f/\\partial y$.
+        """Per dense layer `(A_aug (n, d_in[+1]), G (n, d_out))`, $G = \\partial f/\\partial y$.
 
         One backward pass over the whole batch gives every $G$: the outputs of different
         inputs do not interact, so the gradient of $\\sum_i f(x_i)$ w.r.t. the tap at row i
@@ -109,7 +110,8 @@ class _DenseNetwork(nnx.Module):
         out, vjp, inputs = jax.vjp(lambda d: self.tapped(x, d), deltas, has_aux=True)
         (grads,) = vjp(jnp.ones_like(out))
         return [
-            (layer.augmented_inputs(a), g) for layer, a, g in zip(layers, inputs, grads, strict=True)
+            (layer.augmented_inputs(a), g)
+            for layer, a, g in zip(layers, inputs, grads, strict=True)
         ]
 
 

@@ -243,7 +243,8 @@ def empirical_ntk(
         _check_structured(apply_fn, params, x1)
     # One compiled computation per (apply_fn, implementation, chunk, shapes): eager calls are
     # fast, and inside an outer jit/jvp/vmap this is an ordinary nested call.
-    return _empirical_ntk_jit(apply_fn, params, x1, None if same else x2, implementation, chunk_size)
+    x2 = None if same else x2
+    return _empirical_ntk_jit(apply_fn, params, x1, x2, implementation, chunk_size)
 
 
 def _check_inputs(x1, x2):

@@ -125,7 +125,8 @@ def _check_data(x, y, x_test, y_test, params):
         raise ValueError(f"training: need x (n, ...) and y (n,); got {x.shape}, {y.shape}")
     dtypes = {leaf.dtype for leaf in jax.tree.leaves(params)}
     if len(dtypes) != 1:
-        raise TypeError(f"training: parameters must share one dtype, got {sorted(map(str, dtypes))}")
+        names = sorted(map(str, dtypes))
+        raise TypeError(f"training: parameters must share one dtype, got {names}")
     (dtype,) = dtypes
     for name, arr in (("x", x), ("y", y)):
         if arr.dtype != dtype:
@@ -154,7 +155,8 @@ def _record_path(apply_fn, params_path, data, implementation, chunk_size):
     def one(params):
         e = alpha * (_outputs(apply_fn, params, x) - f0) - y
         m, dm = ntk_flow_derivative(
-            apply_fn, params, x, e, alpha=alpha, implementation=implementation, chunk_size=chunk_size
+            apply_fn, params, x, e, alpha=alpha, implementation=implementation,
+            chunk_size=chunk_size,
         )
         m = 0.5 * (m + m.T)  # the reference contraction is symmetric only to round-off
         dm = 0.5 * (dm + dm.T)

@@ -93,7 +93,7 @@ def test_needs_three_times():
 
 
 def test_lazy_rich_quick_table_is_monotone(tmp_path):
-    """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 values)."""
+    """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 α)."""
     import json
 
     from experiments import lazy_rich

@@ -35,7 +35,7 @@ def _models():
         "mlp_tanh_depth1": MLP(3, 12, 1, rngs=nnx.Rngs(0), **f64),
         "mlp_relu_depth3": MLP(3, 10, 3, activation=jax.nn.relu, rngs=nnx.Rngs(1), **f64),
         "mlp_nobias": MLP(3, 8, 2, bias_std=0.0, rngs=nnx.Rngs(2), **f64),
-        "residual": ResidualMLP(3, 8, 2, rngs=nnx.Rngs(3), **f64),
+        "residual": ResidualMLP(3, 6, 1, rngs=nnx.Rngs(3), **f64),
         "random_features": RandomFeatures(3, 16, rngs=nnx.Rngs(4), **f64),
     }
 
@@ -102,7 +102,9 @@ def test_random_features_kernel_is_feature_gram():
 class _NNXBatchNormNet(nnx.Module):
     def __init__(self, rngs):
         self.dense1 = nnx.Linear(3, 5, rngs=rngs, dtype=jnp.float64, param_dtype=jnp.float64)
-        self.norm = nnx.BatchNorm(5, use_running_average=True, rngs=rngs, dtype=jnp.float64, param_dtype=jnp.float64)
+        self.norm = nnx.BatchNorm(
+            5, use_running_average=True, rngs=rngs, dtype=jnp.float64, param_dtype=jnp.float64
+        )
         self.dense2 = nnx.Linear(5, 1, rngs=rngs, dtype=jnp.float64, param_dtype=jnp.float64)
 
     def __call__(self, x):

@@ -91,6 +91,7 @@ def test_random_features_flux_zero_and_closed_form_loss():
     np.testing.assert_allclose(np.asarray(kato.loss), closed, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_optax_gd_follows_gradient_flow_to_first_order():
     data = teacher_data()
     apply_fn, params = from_nnx(MLP(4, 8, 1, rngs=nnx.Rngs(4), param_dtype=jnp.float64))
