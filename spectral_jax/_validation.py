@@ -69,7 +69,8 @@ def check_state(op, e0, ts) -> None:
     n = op.shape[0]
     if np.ndim(e0) != 1 or np.shape(e0)[0] != n:
         raise ValueError(f"e0 must have shape ({n},) to match the operator, got {np.shape(e0)}")
-    e_dtype = np.result_type(e0)
+    # `.dtype` first: np.result_type(jax_array) is deprecated (and fails on tracers).
+    e_dtype = np.dtype(e0.dtype) if hasattr(e0, "dtype") else np.result_type(np.asarray(e0))
     if not np.issubdtype(e_dtype, np.floating):
         raise TypeError(f"e0 must be floating point, got {e_dtype}")
     if e_dtype != np.dtype(op.dtype):

@@ -7,7 +7,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._integrate import default_controller, integrate, solver_stats
+from ._integrate import (
+    default_controller,
+    integrate,
+    solver_stats,
+    uses_initial_step_guess,
+)
 from ._validation import check_state
 from .operators import AbstractOperator
 
@@ -75,9 +80,10 @@ def solve_direct(
     if stepsize_controller is None:
         stepsize_controller = default_controller(rtol, atol)
     sol = _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw)
+    guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
     return DirectSolution(
         ts=sol.ts,
         residuals=sol.ys,
-        stats=solver_stats(sol, solver, initial_step_guess=dt0 is None),
+        stats=solver_stats(sol, solver, initial_step_guess=guess),
         result=sol.result,
     )

@@ -21,7 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._integrate import default_controller, integrate, solver_stats
+from ._integrate import (
+    default_controller,
+    integrate,
+    solver_stats,
+    uses_initial_step_guess,
+)
 from ._validation import check_state
 from .operators import AbstractOperator
 from .spectral import default_degenerate_rtol, spectral_state
@@ -51,8 +56,13 @@ class KatoSolution(eqx.Module):
     - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$ in the
       continuous frame), `generator` (T, n, n) (Kato $W$), `frames` (T, n, n) ($\\Phi$),
       `eigenvalue_rates` (T, n) ($\\dot\\lambda$), `order` (T, n) (tracked label of each sorted
-      mode: a change marks a crossing), `min_gap` / `min_gap_index` (T,) (smallest relative
-      gap $|\\lambda_k - \\lambda_{k+1}|/\\lambda_1$ and its k), `stats`, `result`.
+      mode: a change marks a crossing), `relative_gaps` (T, n-1) (adjacent gaps
+      $(\\lambda_k - \\lambda_{k+1})/\\lambda_1$ of the sorted spectrum), `min_gap` /
+      `min_gap_index` (T,) (the smallest of them and its k), `stats` (steps and right-hand-side
+      evaluations, see `_integrate.solver_stats`), `result` (diffrax's result code).
+
+    Degeneracies are recorded at the saved times (`degenerate_pairs`); a crossing between two
+    saved times shows up as a change of `order` (`crossings`).
     """
 
     ts: Float[Array, " T"]
@@ -62,6 +72,7 @@ class KatoSolution(eqx.Module):
     frames: Float[Array, "T n n"]
     eigenvalue_rates: Float[Array, "T n"]
     order: Int[Array, "T n"]
+    relative_gaps: Float[Array, "T n-1"]
     min_gap: Float[Array, " T"]
     min_gap_index: Int[Array, " T"]
     stats: dict
@@ -85,10 +96,29 @@ class KatoSolution(eqx.Module):
 
     @property
     def degenerate_pairs(self) -> list[tuple[float, int, int, float]]:
-        """Near-degenerate adjacent pairs met at the saved times: (t, k, k+1, relative gap)."""
-        gaps, idx, ts = (np.asarray(a) for a in (self.min_gap, self.min_gap_index, self.ts))
-        hits = np.nonzero(gaps < self.degeneracy_threshold)[0]
-        return [(float(ts[i]), int(idx[i]), int(idx[i]) + 1, float(gaps[i])) for i in hits]
+        """Near-degenerate adjacent pairs met at the saved times: (t, k, k+1, relative gap).
+
+        Every adjacent pair (in descending order) whose relative gap is below
+        `degeneracy_threshold`, at every saved time, in time order.
+        """
+        gaps, ts = np.asarray(self.relative_gaps), np.asarray(self.ts)
+        hits = np.argwhere(gaps < self.degeneracy_threshold)
+        return [(float(ts[i]), int(k), int(k) + 1, float(gaps[i, k])) for i, k in hits]
+
+    @property
+    def crossings(self) -> list[tuple[float, float, tuple[int, ...]]]:
+        """Changes of the sorted order between saved times: (t_i, t_{i+1}, labels that moved).
+
+        Labels are tracked mode labels (columns of the frame at `ts[0]`); a true eigenvalue
+        crossing between two saved times swaps the sorted positions of the labels involved.
+        """
+        order, ts = np.asarray(self.order), np.asarray(self.ts)
+        out = []
+        for i in range(order.shape[0] - 1):
+            moved = order[i] != order[i + 1]
+            if np.any(moved):
+                out.append((float(ts[i]), float(ts[i + 1]), tuple(int(x) for x in order[i][moved])))
+        return out
 
     @property
     def succeeded(self) -> bool:
@@ -109,6 +139,7 @@ def _sorted_output(t, state: KatoState, op, rtol):
         s.frame[:, order],
         s.eigenvalue_rates[order],
         order,
+        gaps,
         jnp.min(gaps),
         jnp.argmin(gaps),
     )
@@ -130,8 +161,11 @@ def _solve_kato(op, e0, ts, rtol_degenerate, solver, stepsize_controller, dt0, m
         max_steps=max_steps,
         throw=throw,
     )
-    outputs = jax.vmap(lambda t, f, c: _sorted_output(t, KatoState(f, c), op, rtol_degenerate))(
-        sol.ts, sol.ys.frame, sol.ys.coefficients
+    # lax.map, not vmap: under vmap the `lax.cond` of `align_frame` becomes a select that runs
+    # the SVD branch at every saved time.
+    outputs = jax.lax.map(
+        lambda x: _sorted_output(x[0], KatoState(x[1], x[2]), op, rtol_degenerate),
+        (sol.ts, sol.ys.frame, sol.ys.coefficients),
     )
     return sol, outputs
 
@@ -192,8 +226,9 @@ def solve_kato(
     sol, out = _solve_kato(
         op, e0, ts, rtol_degenerate, solver, stepsize_controller, dt0, max_steps, throw
     )
-    lam, coeffs, gen, frames, rates, order, min_gap, min_gap_index = out
-    stats = solver_stats(sol, solver, initial_step_guess=dt0 is None)
+    lam, coeffs, gen, frames, rates, order, gaps, min_gap, min_gap_index = out
+    guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
+    stats = solver_stats(sol, solver, initial_step_guess=guess)
     return KatoSolution(
         ts=sol.ts,
         eigenvalues=lam,
@@ -202,6 +237,7 @@ def solve_kato(
         frames=frames,
         eigenvalue_rates=rates,
         order=order,
+        relative_gaps=gaps,
         min_gap=min_gap,
         min_gap_index=min_gap_index,
         stats=stats,
