@@ -24,10 +24,29 @@ from .projector import projector_budget
 from .spectral import SpectralState, spectral_state
 from .data import RegressionData, load_digits_data, power_law_teacher
 from .training import TrainingRecord, gradient_flow, log_times, train_optax
+from .renormalized import PowerLawTransport, ShellSolution, closure, solve_shells, transport_flux
+from .closure_fit import ClosureFit, fit_closure, log_shift_invariance, renormalizability
+from .transport import TransportChain, power_law_transport, solve_chain
+from .exponents import measure_exponent, predicted_exponent, similarity_collapse
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClosureFit",
+    "PowerLawTransport",
+    "ShellSolution",
+    "TransportChain",
+    "closure",
+    "fit_closure",
+    "log_shift_invariance",
+    "measure_exponent",
+    "power_law_transport",
+    "predicted_exponent",
+    "renormalizability",
+    "similarity_collapse",
+    "solve_chain",
+    "solve_shells",
+    "transport_flux",
     "NTKImplementation",
     "NetworkAnalysis",
     "RegressionData",

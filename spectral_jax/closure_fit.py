@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _FIT_KINDS = ("drift", "drift+diffusion")
+# Admissible (a, b): beyond these a fit is reported at the best grid point instead.
+_BOUNDS = (np.array([-3.0, -0.99]), np.array([5.0, 4.0]))
 
 
 def _centers(shells) -> np.ndarray:
@@ -168,9 +170,11 @@ def _fit_exponents(theta0, data, weights, kind, scheme, iterations):
     # (a scoped setting; the caller's strict mode is untouched elsewhere).
     with jax.numpy_dtype_promotion("standard"):
         (theta, _), _ = jax.lax.scan(step, (theta0, opt.init(theta0)), None, length=iterations)
-    # Never return worse than the start (a line search can fail on a flat or kinked loss).
+    # Never return worse than the start (a line search can fail on a flat or kinked loss), nor
+    # exponents far outside any physical range (a flat loss lets L-BFGS wander).
     better = fun(theta) <= fun(theta0)
-    theta = jnp.where(better & jnp.all(jnp.isfinite(theta)), theta, theta0)
+    inside = jnp.all((theta >= _BOUNDS[0]) & (theta <= _BOUNDS[1]))
+    theta = jnp.where(better & inside & jnp.all(jnp.isfinite(theta)), theta, theta0)
     loss, v, d = _profile(theta, data, weights, kind, scheme)
     return jnp.concatenate([v[None], theta, d[None]]), loss
 
@@ -560,6 +564,7 @@ def log_shift_invariance(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nanmean(np.where(count[:, None] > 0, couplings, 0.0), axis=1)
         std = np.nanstd(np.where(count[:, None] > 0, couplings, 0.0), axis=1)
-    spread = np.where(count >= min_shells, std / np.abs(mean), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.where(count >= min_shells, std / np.abs(mean), np.nan)
     mean_spread = float(np.nanmean(spread)) if np.any(np.isfinite(spread)) else float("nan")
     return LogShiftReport(distance, taus, shell_ids, couplings, spread, mean_spread)
