@@ -13,6 +13,11 @@ A second table gives accepted steps and right-hand-side evaluations of `solve_ka
 
     python scripts/bench_kato.py                         # n = 256, 512, 1024; 15 repeats
     python scripts/bench_kato.py --sizes 64 128 --repeats 5 --no-rotating   # smoke run
+    OPENBLAS_NUM_THREADS=1 python scripts/bench_kato.py   # on a shared, loaded machine
+
+JAX's CPU `eigh` calls LAPACK through SciPy's OpenBLAS; on a small machine shared with other
+processes OpenBLAS's own thread pool oversubscribes the cores and `eigh` times swing by 10-100×.
+One BLAS thread gives stable numbers (the ratio is measured within one setting either way).
 
 Prints markdown tables (paste them into benchmarks/README.md).
 """
@@ -172,8 +177,10 @@ def machine() -> str:
     except OSError:
         load = ""
     devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     return (f"{platform.machine()} {platform.processor() or ''}".strip()
-            + f", {cpus} CPU cores{load}; JAX {jax.__version__} on {jax.default_backend()} ({devices}), float64")
+            + f", {cpus} CPU cores{load}; JAX {jax.__version__} on {jax.default_backend()} ({devices}), "
+            f"float64; OPENBLAS_NUM_THREADS={blas}")
 
 
 def main(argv=None) -> None:

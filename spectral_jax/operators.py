@@ -114,6 +114,10 @@ class RotatingPowerLaw(AbstractOperator):
     **Arguments:**
     - `eigenvalues`: (n,) non-negative, the fixed spectrum (any order; descending is customary).
     - `generator`: (n, n) antisymmetric $A$.
+
+    The spectral decomposition of $A$ is computed once, at construction (also under `jit` /
+    `vmap`): to change the generator build a new operator rather than replacing the
+    `generator` leaf with `eqx.tree_at`.
     """
 
     eigenvalues: Float[Array, " n"]
