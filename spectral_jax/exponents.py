@@ -1,9 +1,11 @@
 """Scaling exponents of the loss: formula, renormalized shell ODE, microscopic run (DESIGN 2.6).
 
-Initial spectrum $\\lambda_k = \\lambda_\\max k^{-\\alpha}$, energies $\\varepsilon_k \\propto k^{-\\beta}$
-(β > 1): energy per log-shell $\\propto \\lambda^\\sigma$, $\\sigma = (\\beta-1)/\\alpha$.
+Initial spectrum $\\lambda_k = \\lambda_\\max k^{-\\alpha}$, energies
+$\\varepsilon_k \\propto k^{-\\beta}$ (β > 1): energy per log-shell $\\propto \\lambda^\\sigma$,
+$\\sigma = (\\beta-1)/\\alpha$.
 
-- Lazy: $L(t) = \\sum_k\\varepsilon_k e^{-2\\lambda_kt}/(2n) \\approx \\Gamma(\\sigma)/(2n\\alpha)\\,(2t)^{-\\sigma}$.
+- Lazy: $L(t) = \\sum_k\\varepsilon_k e^{-2\\lambda_kt}/(2n)
+  \\approx \\Gamma(\\sigma)/(2n\\alpha)\\,(2t)^{-\\sigma}$.
 - Drift $v = -v_0\\lambda^at^b$: $L \\propto t^{-\\sigma\\max(1,(1+b)/a)}$. The approach is slow:
   along characteristics the packets in transit are still dissipated, which gives a relative
   correction $\\propto t^{(1+b)(1-1/a)}$ (for (1+b)/a = 2 a $\\ln t/t$), so the local slope
@@ -62,7 +64,7 @@ def predicted_exponent(
 
 
 def power_law_modes(n: int, alpha: float, beta: float, *, lam_max: float = 1.0):
-    """$(\\lambda_k, \\varepsilon_k) = (\\lambda_\\max k^{-\\alpha}, k^{-\\beta})$, k = 1..n (NumPy)."""
+    """$(\\lambda_k, \\varepsilon_k) = (\\lambda_\\max k^{-\\alpha}, k^{-\\beta})$, k = 1..n."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     k = np.arange(1, n + 1, dtype=np.float64)
@@ -91,7 +93,8 @@ def shell_energies(shells: LogShells, eigenvalues, energies) -> np.ndarray:
 
 
 def continuum_shell_energies(shells: LogShells, sig: float, *, lam_max: float | None = None):
-    """Shell energies of the continuum density $e^{-\\sigma u}$, $u = \\ln(\\lambda_\\text{ref}/\\lambda)$,
+    """Shell energies of the continuum density $e^{-\\sigma u}$,
+    $u = \\ln(\\lambda_\\text{ref}/\\lambda)$,
     for $\\lambda \\le$ `lam_max` (default: one ratio above λ_ref); the tail runs to λ = 0."""
     ratio, lam_ref = float(shells.ratio), float(shells.lam_ref)
     du = np.log(ratio)
@@ -177,7 +180,8 @@ def shell_ode_exponent(
 
 @dataclass(frozen=True)
 class Collapse:
-    """Shell curves in similarity coordinates: x = $(\\lambda_s/\\lambda_\\text{ref})^a (t/t_\\text{ref})^{1+b}$,
+    """Shell curves in similarity coordinates:
+    x = $(\\lambda_s/\\lambda_\\text{ref})^a (t/t_\\text{ref})^{1+b}$,
     y = $E_s(t)/E_s(t_0)$, both (T, S'); `spread`: mean over a common log-x grid of the
     standard deviation across shells of y (interpolated), where ≥ 2 shells overlap;
     `shells`: the shell indices used."""

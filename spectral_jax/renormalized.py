@@ -115,7 +115,8 @@ def transport_flux(
     lam_f = face_eigenvalues(centers)
     # Strict promotion: every parameter joins the energy's dtype explicitly.
     v0, a, b, d0, lam_ref, t_ref = (
-        jnp.asarray(x, dtype) for x in (v0, space_exponent, time_exponent, diffusion, lam_ref, t_ref)
+        jnp.asarray(x, dtype)
+        for x in (v0, space_exponent, time_exponent, diffusion, lam_ref, t_ref)
     )
     time_factor = (t / t_ref) ** b
     space_factor = ((lam_f / lam_ref) ** a).reshape((1,) * t.ndim + (-1,))
@@ -320,7 +321,9 @@ def solve_shells(
         raise ValueError(f"shells: expected (S+2,) centres with S >= 1, got {centers.shape}")
     e0 = jnp.asarray(e0)
     if e0.shape != centers.shape:
-        raise ValueError(f"e0 must have shape {centers.shape} (one energy per shell), got {e0.shape}")
+        raise ValueError(
+            f"e0 must have shape {centers.shape} (one energy per shell), got {e0.shape}"
+        )
     if not jnp.issubdtype(e0.dtype, jnp.floating):
         raise TypeError(f"e0 must be floating point, got {e0.dtype}")
     dtype = e0.dtype

@@ -13,7 +13,8 @@ $2hw_kc_kc_{k+1}$. For a sign-coherent, smooth coefficient profile (every $c_k$ 
 as for a target aligned with the kernel) this is a conservation law
 $\\partial_t\\varepsilon_k = -2\\lambda_k\\varepsilon_k - \\partial_k(2hw\\,\\varepsilon)$ up to
 dispersive $O(\\partial_k^2)$ terms. In $u = \\ln(\\lambda_\\text{ref}/\\lambda)$ the density is
-$\\varepsilon_k/\\delta u_k$ with $\\delta u_k = \\ln(\\lambda_k/\\lambda_{k+1})$, so the face flux is
+$\\varepsilon_k/\\delta u_k$ with $\\delta u_k = \\ln(\\lambda_k/\\lambda_{k+1})$, so the face
+flux is
 $v\\,\\varepsilon_u$ with $v = 2hw_k/\\delta u_k$. Choosing
 
 $$w_k = \\frac{v(\\lambda_f)}{2\\,\\delta u_k},\\quad \\lambda_f = \\sqrt{\\lambda_k\\lambda_{k+1}},
@@ -55,7 +56,7 @@ __all__ = [
 
 
 class TransportChain(eqx.Module):
-    """Fixed spectrum + nearest-neighbour rotation generator with time modulation $(t/t_\\text{ref})^b$.
+    """Fixed spectrum, nearest-neighbour rotation generator, time modulation $(t/t_\\text{ref})^b$.
 
     - `eigenvalues` (n,): strictly decreasing, positive.
     - `couplings` (n-1,): $w_k = A_{0,k,k+1}$.

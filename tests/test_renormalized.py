@@ -160,7 +160,10 @@ def test_lazy_shell_ode_reproduces_lazy_loss():
     ],
 )
 def test_drift_exponents(a, b, expected, window):
-    c = closure("none") if a is None else closure("drift", v0=1.0, space_exponent=a, time_exponent=b)
+    if a is None:
+        c = closure("none")
+    else:
+        c = closure("drift", v0=1.0, space_exponent=a, time_exponent=b)
     # One shell count and time grid for all cases (one compilation).
     fit, sol = shell_ode_exponent(0.5, c, t_min=window[0], t_max=window[1], count=80,
                                   t_start=1e-2, t_end=1e8)
