@@ -49,6 +49,7 @@ __all__ = [
     "ChainRun",
     "TransportChain",
     "TransportChainOperator",
+    "chain_from_velocity",
     "chain_shell_budget",
     "power_law_transport",
     "solve_chain",
