@@ -109,13 +109,16 @@ def _flat_jacobian(apply_fn, params, x):
     return jnp.concatenate(leaves, axis=1)
 
 
-def _pairwise_blocks(block_fn, x1, x2, chunk: int):
-    """Assemble K from (chunk × chunk) blocks `block_fn(x1_block, x2_block)`."""
+def _pairwise_blocks(block_fn, x1, x2, chunk: int, prepare=lambda xa: xa):
+    """Assemble K from (chunk × chunk) blocks `block_fn(prepare(x1_block), x2_block)`.
+
+    `prepare` runs once per row of blocks (e.g. the Jacobian of the row's inputs)."""
     n1, n2 = x1.shape[0], x2.shape[0]
     b1, b2 = _to_blocks(x1, chunk), _to_blocks(x2, chunk)
 
     def row(xa):
-        cols = jax.lax.map(lambda xb: block_fn(xa, xb), b2)  # (nb2, c, c)
+        state = prepare(xa)
+        cols = jax.lax.map(lambda xb: block_fn(state, xb), b2)  # (nb2, c, c)
         return jnp.transpose(cols, (1, 0, 2)).reshape(chunk, -1)  # (c, nb2 * c)
 
     rows = jax.lax.map(row, b1)  # (nb1, c, nb2 * c)
@@ -127,14 +130,14 @@ def _pairwise_blocks(block_fn, x1, x2, chunk: int):
 
 
 def _jacobian_contraction(apply_fn, params, x1, x2, same, chunk):
-    def block(xa, xb):
-        ja = _flat_jacobian(apply_fn, params, xa)
-        jb = ja if xb is None else _flat_jacobian(apply_fn, params, xb)
-        return ja @ jb.T
+    def jacobian(x):
+        return _flat_jacobian(apply_fn, params, x)
 
     if chunk is None:
-        return block(x1, None if same else x2)
-    return _pairwise_blocks(block, x1, x2, chunk)
+        j1 = jacobian(x1)
+        return j1 @ (j1 if same else jacobian(x2)).T
+    # One Jacobian block per row of K held at a time, plus one per column block.
+    return _pairwise_blocks(lambda ja, xb: ja @ jacobian(xb).T, x1, x2, chunk, prepare=jacobian)
 
 
 def _ntk_vector_products(apply_fn, params, x1, x2, chunk):
