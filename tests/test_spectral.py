@@ -182,7 +182,7 @@ def test_frame_derivative_is_minus_phi_w(smooth_operator):
 def test_spectral_state_is_vmappable_over_time(smooth_operator):
     ts = jnp.linspace(0.0, 1.0, 5)
     ms, dms = jax.vmap(smooth_operator.value_and_derivative)(ts)
-    batched = jax.vmap(spectral_state)(ms, dms)
+    batched = jax.jit(jax.vmap(spectral_state))(ms, dms)
     assert batched.eigenvalues.shape == (5, 6) and batched.generator.shape == (5, 6, 6)
     assert batched.eigenvalue_rates.shape == (5, 6)
     for i in range(5):
@@ -191,7 +191,7 @@ def test_spectral_state_is_vmappable_over_time(smooth_operator):
         np.testing.assert_allclose(batched.generator[i], one.generator, rtol=1e-9, atol=1e-12)
     # With a reference frame (the lax.cond path) too.
     refs = batched.frame
-    aligned = jax.vmap(spectral_state)(ms, dms, refs)
+    aligned = jax.jit(jax.vmap(spectral_state))(ms, dms, refs)
     np.testing.assert_allclose(aligned.frame, refs, atol=1e-12)
 
 
