@@ -127,8 +127,11 @@ def rhs_table(sizes, repeats: int, rtol_degenerate: float = 1e-10) -> list[dict]
         }
         timing = interleaved(cases, repeats)
         rows.append({"n": n, **timing})
-        print(f"  n={n}: rhs {timing['rhs'][0] * 1e3:.2f} ms, floor {timing['floor'][0] * 1e3:.2f} ms",
-              flush=True)
+        print(
+            f"  n={n}: rhs {timing['rhs'][0] * 1e3:.2f} ms, "
+            f"floor {timing['floor'][0] * 1e3:.2f} ms",
+            flush=True,
+        )
     return rows
 
 
@@ -156,16 +159,29 @@ def rotating_table(rtols=((1e-8, 1e-10), (1e-10, 1e-12))) -> list[dict]:
             sol = jax.block_until_ready(solve(*args, rtol=rtol, atol=atol))
             wall = time.perf_counter() - start
             if name == "solve_kato":
-                err = np.max(np.linalg.norm(np.asarray(sol.coefficients) - exact, axis=1)
-                             / np.linalg.norm(exact, axis=1))
+                err = np.max(
+                    np.linalg.norm(np.asarray(sol.coefficients) - exact, axis=1)
+                    / np.linalg.norm(exact, axis=1)
+                )
             else:
                 exact_e = np.stack([scipy.linalg.expm(a * t) @ c for t, c in zip(ts, exact)])
-                err = np.max(np.linalg.norm(np.asarray(sol.residuals) - exact_e, axis=1)
-                             / np.linalg.norm(exact_e, axis=1))
+                err = np.max(
+                    np.linalg.norm(np.asarray(sol.residuals) - exact_e, axis=1)
+                    / np.linalg.norm(exact_e, axis=1)
+                )
             st = sol.stats
-            rows.append({"solver": name, "rtol": rtol, "atol": atol,
-                         "accepted": st["num_accepted_steps"], "rejected": st["num_rejected_steps"],
-                         "rhs": st["rhs_evaluations"], "wall": wall, "err": err})
+            rows.append(
+                {
+                    "solver": name,
+                    "rtol": rtol,
+                    "atol": atol,
+                    "accepted": st["num_accepted_steps"],
+                    "rejected": st["num_rejected_steps"],
+                    "rhs": st["rhs_evaluations"],
+                    "wall": wall,
+                    "err": err,
+                }
+            )
             print(f"  {name} rtol={rtol:g}: {st}", flush=True)
     return rows
 
@@ -173,47 +189,64 @@ def rotating_table(rtols=((1e-8, 1e-10), (1e-10, 1e-12))) -> list[dict]:
 def machine() -> str:
     cpus = os.cpu_count()
     try:
-        load = ", load average %.1f" % os.getloadavg()[0]
+        load = f", load average {os.getloadavg()[0]:.1f}"
     except OSError:
         load = ""
     devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return (f"{platform.machine()} {platform.processor() or ''}".strip()
-            + f", {cpus} CPU cores{load}; JAX {jax.__version__} on {jax.default_backend()} ({devices}), "
-            f"float64; OPENBLAS_NUM_THREADS={blas}")
+    backend = f"JAX {jax.__version__} on {jax.default_backend()} ({devices})"
+    return (
+        f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", {cpus} CPU cores{load}; {backend}, float64; OPENBLAS_NUM_THREADS={blas}"
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--no-rotating", action="store_true", help="skip the solver-statistics table")
+    parser.add_argument(
+        "--no-rotating", action="store_true", help="skip the solver-statistics table"
+    )
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # a script, not the library: analysis in float64
 
     print(f"Machine: {machine()}\n", flush=True)
     rows = rhs_table(args.sizes, args.repeats)
-    print("\n### One right-hand-side evaluation vs its floor (median over "
-          f"{args.repeats} interleaved repeats; min in brackets)\n")
-    print("| n | Kato RHS (ms) | floor: eigh + 2 matmuls (ms) | ratio (median) | ratio (min) |"
-          " eigh (ms) | matmul (ms) | align (ms) | W (ms) | M, Ṁ (ms) |")
+    print(
+        "\n### One right-hand-side evaluation vs its floor (median over "
+        f"{args.repeats} interleaved repeats; min in brackets)\n"
+    )
+    print(
+        "| n | Kato RHS (ms) | floor: eigh + 2 matmuls (ms) | ratio (median) | ratio (min) |"
+        " eigh (ms) | matmul (ms) | align (ms) | W (ms) | M, Ṁ (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ms = {k: (v[0] * 1e3, v[1] * 1e3) for k, v in r.items() if k != "n"}
-        print(f"| {r['n']} | {ms['rhs'][0]:.2f} [{ms['rhs'][1]:.2f}] | {ms['floor'][0]:.2f} "
-              f"[{ms['floor'][1]:.2f}] | {ms['rhs'][0] / ms['floor'][0]:.2f}× | "
-              f"{ms['rhs'][1] / ms['floor'][1]:.2f}× | {ms['eigh'][0]:.2f} | {ms['matmul'][0]:.2f} | "
-              f"{ms['align'][0]:.3f} | {ms['generator'][0]:.3f} | {ms['operator'][0]:.3f} |")
+        print(
+            f"| {r['n']} | {ms['rhs'][0]:.2f} [{ms['rhs'][1]:.2f}] | {ms['floor'][0]:.2f} "
+            f"[{ms['floor'][1]:.2f}] | {ms['rhs'][0] / ms['floor'][0]:.2f}× | "
+            f"{ms['rhs'][1] / ms['floor'][1]:.2f}× | {ms['eigh'][0]:.2f} | {ms['matmul'][0]:.2f} | "
+            f"{ms['align'][0]:.3f} | {ms['generator'][0]:.3f} | {ms['operator'][0]:.3f} |"
+        )
     if not args.no_rotating:
         rot = rotating_table()
-        print("\n### Rotating power law (n = 64, λ_k = k^-1.5, banded A, t ∈ [0, 50], Tsit5, "
-              "PID controller)\n")
-        print("| solver | rtol | atol | accepted steps | rejected | RHS evaluations | wall (s) |"
-              " max rel. error vs expm |")
+        print(
+            "\n### Rotating power law (n = 64, λ_k = k^-1.5, banded A, t ∈ [0, 50], Tsit5, "
+            "PID controller)\n"
+        )
+        print(
+            "| solver | rtol | atol | accepted steps | rejected | RHS evaluations | wall (s) |"
+            " max rel. error vs expm |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in rot:
-            print(f"| `{r['solver']}` | {r['rtol']:g} | {r['atol']:g} | {r['accepted']} | {r['rejected']} "
-                  f"| {r['rhs']} | {r['wall']:.2f} | {r['err']:.1e} |")
+            print(
+                f"| `{r['solver']}` | {r['rtol']:g} | {r['atol']:g} | {r['accepted']} "
+                f"| {r['rejected']} "
+                f"| {r['rhs']} | {r['wall']:.2f} | {r['err']:.1e} |"
+            )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def initial_step(vector_field, t0, t1, y0, args, *, error_order, rtol, atol, nor
         f = vector_field(t, y, args)
         h0, _ = euler_probe(f)
         probe = (t0 + h0, tmap(lambda a, b: a + h0 * b, y0, f), f, h0)
-        carry = jax.tree_util.tree_map(lambda new, old: jnp.where(index == 0, new, old), probe, carry)
+        carry = tmap(lambda new, old: jnp.where(index == 0, new, old), probe, carry)
         return carry, f
 
     t0 = jnp.asarray(t0)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
-from jaxtyping import Array, Complex, Float
+from jaxtyping import Array, Float
 
 from ._validation import as_concrete, check_matrix_values, check_square
 
@@ -196,7 +196,8 @@ def _natural_spline_second_derivatives(ts, ys):
     """Second derivatives at the knots of the natural cubic spline through (ts, ys)."""
     h = jnp.diff(ts)
     k = ts.shape[0]
-    rhs = 6.0 * ((ys[2:] - ys[1:-1]) / h[1:, None, None] - (ys[1:-1] - ys[:-2]) / h[:-1, None, None])
+    slopes = (ys[1:] - ys[:-1]) / h[:, None, None]
+    rhs = 6.0 * (slopes[1:] - slopes[:-1])
     main = 2.0 * (h[:-1] + h[1:])
     system = jnp.diag(main) + jnp.diag(h[1:-1], 1) + jnp.diag(h[1:-1], -1)
     flat = rhs.reshape(k - 2, -1)

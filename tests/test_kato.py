@@ -68,8 +68,17 @@ def rotating_case():
     direct = sj.solve_direct(op, jnp.asarray(c0), jnp.asarray(ts), rtol=F64_RTOL, atol=F64_ATOL)
     exact_c = np.stack([scipy.linalg.expm(-(np.diag(lam) + a) * t) @ c0 for t in ts])
     rotations = np.stack([scipy.linalg.expm(a * t) for t in ts])
-    return dict(lam=lam, a=a, c0=c0, ts=ts, op=op, kato=kato, direct=direct,
-                exact_c=exact_c, rotations=rotations)
+    return dict(
+        lam=lam,
+        a=a,
+        c0=c0,
+        ts=ts,
+        op=op,
+        kato=kato,
+        direct=direct,
+        exact_c=exact_c,
+        rotations=rotations,
+    )
 
 
 def test_rotating_coefficients_match_expm(rotating_case):
@@ -94,8 +103,12 @@ def test_rotating_generator_frame_and_spectrum(rotating_case):
     kato, a = case["kato"], case["a"]
     # Fixed spectrum: no crossing, order is the identity and dλ/dt = 0.
     assert np.all(np.asarray(kato.order) == np.arange(a.shape[0])[None, :])
-    np.testing.assert_allclose(kato.eigenvalues, np.broadcast_to(case["lam"], kato.eigenvalues.shape),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        kato.eigenvalues,
+        np.broadcast_to(case["lam"], kato.eigenvalues.shape),
+        rtol=1e-12,
+        atol=1e-15,
+    )
     np.testing.assert_allclose(kato.eigenvalue_rates, 0.0, atol=1e-12)
     # W = −A and Φ = expm(tA) (DESIGN 2.2).
     np.testing.assert_allclose(kato.generator, np.broadcast_to(-a, kato.generator.shape), atol=1e-9)
@@ -130,8 +143,15 @@ def test_direct_matches_solve_ivp_dop853():
 
     e0 = rng.normal(size=n)
     ts = np.linspace(0.0, 3.0, 7)
-    ref = scipy.integrate.solve_ivp(lambda t, e: -m_np(t) @ e, (ts[0], ts[-1]), e0,
-                                    method="DOP853", t_eval=ts, rtol=1e-10, atol=1e-13)
+    ref = scipy.integrate.solve_ivp(
+        lambda t, e: -m_np(t) @ e,
+        (ts[0], ts[-1]),
+        e0,
+        method="DOP853",
+        t_eval=ts,
+        rtol=1e-10,
+        atol=1e-13,
+    )
     assert ref.success
     op = sj.CallableOperator(m_jax)
     direct = sj.solve_direct(op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-13)
@@ -184,7 +204,9 @@ def test_moving_eigenvalues_kato_matches_direct(moving_case):
     assert np.max(np.abs(lam[-1] - lam[0]) / lam[0]) > 0.5
     assert _rel_err(kato.residuals, direct.residuals) <= 1e-6
     # Saved eigenvalues are those of M(t), sorted descending.
-    ref = np.stack([np.linalg.eigvalsh(np.asarray(moving_case["fn"](t)))[::-1] for t in moving_case["ts"]])
+    ref = np.stack(
+        [np.linalg.eigvalsh(np.asarray(moving_case["fn"](t)))[::-1] for t in moving_case["ts"]]
+    )
     np.testing.assert_allclose(lam, ref, rtol=1e-10, atol=1e-12)
     assert np.all(np.diff(lam, axis=1) <= 0)
 
@@ -206,8 +228,11 @@ def test_moving_frame_never_flips_sign(moving_case):
     overlaps = _consecutive_overlaps(frames)
     assert np.all(overlaps > 0.5), overlaps.min()
     # Columns stay orthonormal, and e = Φ c reproduces the coefficients.
-    np.testing.assert_allclose(np.einsum("tij,tik->tjk", frames, frames),
-                               np.broadcast_to(np.eye(frames.shape[1]), frames.shape), atol=1e-10)
+    np.testing.assert_allclose(
+        np.einsum("tij,tik->tjk", frames, frames),
+        np.broadcast_to(np.eye(frames.shape[1]), frames.shape),
+        atol=1e-10,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,16 +286,27 @@ def crossing_setup():
     ts = jnp.linspace(0.0, 2.0, 25)  # t_* = 1.1 + 1e-3π is not a saved time
 
     def make(coupling):
-        return _CrossingOperator(q0, jnp.asarray([2.5, 2.0, 0.2, 0.05]), jnp.asarray(0.7),
-                                 jnp.asarray(coupling), jnp.asarray(1.1 + 1e-3 * np.pi))
+        return _CrossingOperator(
+            q0,
+            jnp.asarray([2.5, 2.0, 0.2, 0.05]),
+            jnp.asarray(0.7),
+            jnp.asarray(coupling),
+            jnp.asarray(1.1 + 1e-3 * np.pi),
+        )
 
     evaluate = eqx.filter_jit(lambda op, t: op(t))
 
     def reference(op):
         """The ambient flow by SciPy's DOP853 (an oracle independent of diffrax)."""
-        sol = scipy.integrate.solve_ivp(lambda t, e: -np.asarray(evaluate(op, t)) @ e,
-                                        (float(ts[0]), float(ts[-1])), np.asarray(e0),
-                                        method="DOP853", t_eval=np.asarray(ts), rtol=1e-11, atol=1e-13)
+        sol = scipy.integrate.solve_ivp(
+            lambda t, e: -np.asarray(evaluate(op, t)) @ e,
+            (float(ts[0]), float(ts[-1])),
+            np.asarray(e0),
+            method="DOP853",
+            t_eval=np.asarray(ts),
+            rtol=1e-11,
+            atol=1e-13,
+        )
         assert sol.success
         return sol.y.T
 
@@ -343,13 +379,20 @@ def test_frozen_operator_exact_decay():
     m = _psd_with_spectrum(rng, lam)
     e0 = rng.normal(size=lam.size)
     ts = np.linspace(0.0, 4.0, 9)
-    kato = sj.solve_kato(sj.FrozenOperator(jnp.asarray(m)), jnp.asarray(e0), jnp.asarray(ts),
-                         rtol=F64_RTOL, atol=F64_ATOL)
+    kato = sj.solve_kato(
+        sj.FrozenOperator(jnp.asarray(m)),
+        jnp.asarray(e0),
+        jnp.asarray(ts),
+        rtol=F64_RTOL,
+        atol=F64_ATOL,
+    )
     c = np.asarray(kato.coefficients)
     expected = c[0][None, :] * np.exp(-lam[None, :] * ts[:, None])
     np.testing.assert_allclose(c, expected, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(kato.generator, 0.0, atol=1e-14)
-    np.testing.assert_allclose(kato.frames, np.broadcast_to(kato.frames[0], kato.frames.shape), atol=1e-13)
+    np.testing.assert_allclose(
+        kato.frames, np.broadcast_to(kato.frames[0], kato.frames.shape), atol=1e-13
+    )
     # c(0) = Φ^T e(0) in the frame of the sorted eigenvectors.
     np.testing.assert_allclose(np.asarray(kato.frames[0]) @ c[0], e0, atol=1e-12)
 
@@ -391,12 +434,20 @@ def test_rotating_degenerate_spectrum():
     exact_e = np.stack([scipy.linalg.expm(a * t) @ c for t, c in zip(ts, exact_c)])
     assert _rel_err(kato.residuals, exact_e) <= 1e-7  # the closed form is the direct solution
     energies = np.asarray(kato.energies)
-    np.testing.assert_allclose(energies[:, 1] + energies[:, 2], exact_c[:, 1] ** 2 + exact_c[:, 2] ** 2,
-                               rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(
+        energies[:, 1] + energies[:, 2],
+        exact_c[:, 1] ** 2 + exact_c[:, 2] ** 2,
+        rtol=1e-7,
+        atol=1e-12,
+    )
     # Non-degenerate modes keep the closed form; the pair gets the parallel-transport gauge.
     for k in (0, 3, 4):
-        np.testing.assert_allclose(np.abs(np.asarray(kato.coefficients)[:, k]), np.abs(exact_c[:, k]),
-                                   rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(
+            np.abs(np.asarray(kato.coefficients)[:, k]),
+            np.abs(exact_c[:, k]),
+            rtol=1e-7,
+            atol=1e-10,
+        )
     np.testing.assert_allclose(np.asarray(kato.generator)[:, 1, 2], 0.0, atol=1e-14)
     frames, _, _ = _tracked(kato)
     assert np.all(_consecutive_overlaps(frames) > 0.0)
@@ -417,14 +468,24 @@ def _counting_vector_field(counter):
     return vector_field
 
 
-@pytest.mark.parametrize("solver", [diffrax.Tsit5(), diffrax.Dopri8()],
-                         ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "solver", [diffrax.Tsit5(), diffrax.Dopri8()], ids=lambda s: type(s).__name__
+)
 def test_rhs_evaluation_formula_against_counter(solver):
     counter = [0]
     y0, ts = jnp.ones(3), jnp.linspace(0.0, 2.0, 5)
     controller = diffrax.PIDController(rtol=1e-6, atol=1e-9)
-    sol = integrate(_counting_vector_field(counter), y0, ts, None, solver=solver,
-                    stepsize_controller=controller, dt0=None, max_steps=10_000, throw=True)
+    sol = integrate(
+        _counting_vector_field(counter),
+        y0,
+        ts,
+        None,
+        solver=solver,
+        stepsize_controller=controller,
+        dt0=None,
+        max_steps=10_000,
+        throw=True,
+    )
     jax.block_until_ready(sol.ys)
     jax.effects_barrier()
     stats = solver_stats(sol, solver, initial_step_guess=True)

@@ -92,8 +92,11 @@ def test_rotating_exact_coefficients(rotating):
     op, lam, a = rotating
     c0 = np.arange(1.0, 6.0)
     for t in (0.0, 2.0):
-        np.testing.assert_allclose(op.exact_coefficients(t, jnp.asarray(c0)),
-                                   scipy.linalg.expm(-(np.diag(lam) + a) * t) @ c0, rtol=1e-12)
+        np.testing.assert_allclose(
+            op.exact_coefficients(t, jnp.asarray(c0)),
+            scipy.linalg.expm(-(np.diag(lam) + a) * t) @ c0,
+            rtol=1e-12,
+        )
 
 
 def test_operators_are_pytrees_under_jit_and_vmap(rotating):
@@ -160,7 +163,9 @@ def test_hermite_convergence_order(rotating):
 def test_spline_convergence_order(rotating):
     # Interior: fourth order (the natural end condition's O(h²) error decays away from the
     # ends geometrically, by ~0.27 per knot, so the coarsest grid is left out).
-    hs, err_m, err_dm = _interpolation_errors(rotating[0], COUNTS[1:], hermite=False, window=(0.75, 1.25))
+    hs, err_m, err_dm = _interpolation_errors(
+        rotating[0], COUNTS[1:], hermite=False, window=(0.75, 1.25)
+    )
     fit_m, fit_dm = sj.fit_power_law(hs, err_m), sj.fit_power_law(hs, err_dm)
     assert 3.7 <= fit_m.exponent <= 4.3, fit_m
     assert 2.7 <= fit_dm.exponent <= 3.5, fit_dm

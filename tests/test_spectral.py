@@ -89,7 +89,9 @@ def test_align_frame_restores_labels_after_a_crossing():
     tracked_lam = np.array([3.0, 2.0, 1.0, 1.2, 0.1])  # labels 2 and 3 have crossed
     order = np.argsort(-tracked_lam)
     fresh_lam, fresh = tracked_lam[order], (ref * np.array([1, -1, 1, -1, 1.0])[None, :])[:, order]
-    out_lam, out = align_frame(jnp.asarray(fresh_lam), jnp.asarray(fresh), jnp.asarray(ref), RTOL_DEG)
+    out_lam, out = align_frame(
+        jnp.asarray(fresh_lam), jnp.asarray(fresh), jnp.asarray(ref), RTOL_DEG
+    )
     np.testing.assert_allclose(out_lam, tracked_lam)
     np.testing.assert_allclose(out, ref, atol=1e-14)
 
@@ -174,7 +176,9 @@ def test_frame_derivative_is_minus_phi_w(smooth_operator):
         return np.asarray(spectral_state(mm, dd, s.frame).frame)
 
     fd = (frame_at(t + h) - frame_at(t - h)) / (2 * h)
-    np.testing.assert_allclose(fd, -np.asarray(s.frame) @ np.asarray(s.generator), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        fd, -np.asarray(s.frame) @ np.asarray(s.generator), rtol=1e-6, atol=1e-7
+    )
     # Parallel transport: φ_k · dφ_k/dt = 0.
     np.testing.assert_allclose(np.einsum("ik,ik->k", np.asarray(s.frame), fd), 0.0, atol=1e-7)
 

@@ -44,7 +44,9 @@ def test_non_symmetric_matrix():
     with pytest.raises(ValueError, match=r"M is not symmetric: max \|M - M\^T\|"):
         sj.FrozenOperator(jnp.asarray(m))
     with pytest.raises(ValueError, match=r"matrices\[1\] is not symmetric"):
-        sj.InterpolatedOperator(jnp.linspace(0.0, 1.0, 3), jnp.stack([_psd(), jnp.asarray(m), _psd()]))
+        sj.InterpolatedOperator(
+            jnp.linspace(0.0, 1.0, 3), jnp.stack([_psd(), jnp.asarray(m), _psd()])
+        )
 
 
 @SOLVERS
@@ -87,7 +89,9 @@ def test_nan_inf_in_other_inputs():
 
 
 def test_negative_eigenvalue_beyond_round_off():
-    with pytest.raises(ValueError, match=r"M has a negative eigenvalue -1\.000e-01 beyond round-off"):
+    with pytest.raises(
+        ValueError, match=r"M has a negative eigenvalue -1\.000e-01 beyond round-off"
+    ):
         sj.FrozenOperator(jnp.diag(jnp.asarray([1.0, 0.5, -0.1])))
     with pytest.raises(ValueError, match="negative eigenvalue"):
         sj.RotatingPowerLaw(jnp.asarray([1.0, -0.5]), jnp.zeros((2, 2)))
@@ -116,7 +120,9 @@ def test_generator_not_antisymmetric():
 
 
 @SOLVERS
-@pytest.mark.parametrize("ts", [[0.0, 1.0, 0.5], [0.0, 1.0, 1.0], [2.0, 1.0]], ids=["decreasing", "repeated", "reversed"])
+@pytest.mark.parametrize(
+    "ts", [[0.0, 1.0, 0.5], [0.0, 1.0, 1.0], [2.0, 1.0]], ids=["decreasing", "repeated", "reversed"]
+)
 def test_ts_not_strictly_increasing(solve, ts):
     op, e0, _ = _good()
     with pytest.raises(ValueError, match=r"ts must be strictly increasing; ts\[\d\]="):
@@ -148,7 +154,9 @@ def test_interpolated_operator_times():
 
 
 @SOLVERS
-@pytest.mark.parametrize("e0", [np.ones(N + 1), np.ones(N - 1), np.ones((N, 1))], ids=["long", "short", "2d"])
+@pytest.mark.parametrize(
+    "e0", [np.ones(N + 1), np.ones(N - 1), np.ones((N, 1))], ids=["long", "short", "2d"]
+)
 def test_e0_wrong_shape(solve, e0):
     op, _, ts = _good()
     with pytest.raises(ValueError, match=rf"e0 must have shape \({N},\) to match the operator"):
@@ -177,7 +185,9 @@ def test_e0_not_floating():
 
 
 def test_dtype_mix_in_operator_construction():
-    with pytest.raises(TypeError, match=r"eigenvalues \(float32\) and generator \(float64\) must share one dtype"):
+    with pytest.raises(
+        TypeError, match=r"eigenvalues \(float32\) and generator \(float64\) must share one dtype"
+    ):
         sj.RotatingPowerLaw(jnp.ones(2, jnp.float32), jnp.zeros((2, 2), jnp.float64))
     with pytest.raises(TypeError, match="CallableOperator needs a callable"):
         sj.CallableOperator(_psd())
