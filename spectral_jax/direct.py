@@ -61,8 +61,8 @@ def solve_direct(
     e0: Float[Array, " n"],
     ts: Float[Array, " T"],
     *,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float | None = None,
+    atol: float | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,
@@ -78,7 +78,7 @@ def solve_direct(
     ts = jnp.asarray(ts, op.dtype)
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
-        stepsize_controller = default_controller(rtol, atol)
+        stepsize_controller = default_controller(rtol, atol, dtype=op.dtype)
     sol = _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw)
     guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
     return DirectSolution(

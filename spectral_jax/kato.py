@@ -184,8 +184,8 @@ def solve_kato(
     e0: Float[Array, " n"],
     ts: Float[Array, " T"],
     *,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float | None = None,
+    atol: float | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,
@@ -200,7 +200,8 @@ def solve_kato(
     - `op`: an operator (`CallableOperator`, `FrozenOperator`, ...) giving $M(t)$.
     - `e0`: (n,) initial residual in the ambient basis, same dtype as `op`.
     - `ts`: (T,) strictly increasing save times; integration runs from `ts[0]` to `ts[-1]`.
-    - `rtol`, `atol`: tolerances of the default `diffrax.PIDController`.
+    - `rtol`, `atol`: tolerances of the default `diffrax.PIDController` (default by dtype:
+      1e-8/1e-10 in float64, 1e-5/1e-7 in float32).
     - `solver`: any diffrax solver (default `diffrax.Tsit5()`).
     - `stepsize_controller`: any diffrax controller (overrides `rtol`/`atol`).
     - `degenerate_rtol`: relative gap below which two eigenvalues form one cluster (their
@@ -222,7 +223,7 @@ def solve_kato(
     )
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
-        stepsize_controller = default_controller(rtol, atol, _coefficient_frame_norm)
+        stepsize_controller = default_controller(rtol, atol, _coefficient_frame_norm, dtype=dtype)
     sol, out = _solve_kato(
         op, e0, ts, rtol_degenerate, solver, stepsize_controller, dt0, max_steps, throw
     )

@@ -510,3 +510,24 @@ def test_failed_solve_is_recorded_not_raised():
     sol = sj.solve_kato(op, e0, ts, rtol=1e-10, atol=1e-12, max_steps=3, throw=False)
     assert not sol.succeeded
     assert sol.result == diffrax.RESULTS.max_steps_reached
+
+
+# ---------------------------------------------------------------------------------------------
+# Float32: allowed for speed, with tolerances per dtype
+
+
+def test_float32_rotating_closed_form():
+    rng = np.random.default_rng(21)
+    n = 8
+    lam = np.arange(1, n + 1, dtype=np.float64) ** -1.5
+    a = _banded_generator(rng, n, bandwidth=2, scale=0.3)
+    c0 = rng.normal(size=n)
+    ts = np.linspace(0.0, 5.0, 6)
+    op = sj.RotatingPowerLaw(jnp.asarray(lam, jnp.float32), jnp.asarray(a, jnp.float32))
+    e0, ts32 = jnp.asarray(c0, jnp.float32), jnp.asarray(ts, jnp.float32)
+    kato = sj.solve_kato(op, e0, ts32)  # default tolerances follow the dtype (1e-5 / 1e-7)
+    assert kato.coefficients.dtype == jnp.float32 and kato.generator.dtype == jnp.float32
+    assert kato.succeeded and kato.stats["num_steps"] < 200
+    exact_c = np.stack([scipy.linalg.expm(-(np.diag(lam) + a) * t) @ c0 for t in ts])
+    assert _rel_err(kato.coefficients, exact_c) <= 5e-4
+    np.testing.assert_allclose(kato.generator, np.broadcast_to(-a, kato.generator.shape), atol=5e-4)
