@@ -23,6 +23,9 @@ def default_controller(rtol, atol, norm=None, *, dtype=np.float64) -> diffrax.PI
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
     kwargs = {} if norm is None else {"norm": norm}
+    # Arrays, not Python floats: under `filter_jit` floats are static and every new tolerance
+    # would recompile the whole solve.
+    rtol, atol = (jnp.asarray(x, dtype=dtype) for x in (rtol, atol))
     return diffrax.PIDController(rtol=rtol, atol=atol, **kwargs)
 
 

@@ -531,3 +531,25 @@ def test_float32_rotating_closed_form():
     exact_c = np.stack([scipy.linalg.expm(-(np.diag(lam) + a) * t) @ c0 for t in ts])
     assert _rel_err(kato.coefficients, exact_c) <= 5e-4
     np.testing.assert_allclose(kato.generator, np.broadcast_to(-a, kato.generator.shape), atol=5e-4)
+
+
+def test_new_tolerances_do_not_recompile():
+    """Tolerances are traced values: a sweep over rtol reuses one compiled solve."""
+    compiles = []
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    n = 6
+    op = sj.FrozenOperator(jnp.diag(jnp.arange(1.0, n + 1.0)))
+    e0, ts = jnp.ones(n), jnp.linspace(0.0, 1.0, 3)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for solve in (sj.solve_kato, sj.solve_direct):
+            solve(op, e0, ts, rtol=1e-6, atol=1e-8)
+            compiles.clear()
+            solve(op, e0, ts, rtol=1e-7, atol=1e-9)
+            assert compiles == [], solve.__name__
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
