@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 
-.PHONY: run test test-all bench figures clean
+.PHONY: run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,17 +17,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m experiments --preset $(PRESET)
 
-## Fast test suite (what CI runs).
+## The whole test suite, long checks included (what CI runs; about 5 minutes on 2 CPU cores).
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
-
-## Everything, long checks included.
-test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+## Without the tests marked `slow`, for quick local iteration.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 ## Performance suite (prints tables; not a test).
 bench: $(STAMP)
 	$(PY) scripts/bench_kato.py
+	$(PY) scripts/bench_ntk.py
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

@@ -40,13 +40,6 @@ class Config:
         return cls(n=256, t_max=200.0, num_times=201)
 
 
-def banded_generator(n: int, bandwidth: int, coupling: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    band = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) <= bandwidth
-    a = coupling * rng.normal(size=(n, n)) * band
-    return a - a.T
-
-
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     enable_float64()
     import jax
@@ -56,7 +49,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
 
     n = config.n
     lam = jnp.arange(1, n + 1, dtype=jnp.float64) ** -config.spectral_exponent
-    a = jnp.asarray(banded_generator(n, config.bandwidth, config.coupling, config.seed))
+    a = jnp.asarray(sj.banded_generator(n, config.bandwidth, config.coupling, config.seed))
     op = sj.RotatingPowerLaw(lam, a)
     e0 = jnp.asarray(np.random.default_rng(config.seed + 1).normal(size=n))
     ts = jnp.linspace(0.0, config.t_max, config.num_times)

@@ -137,13 +137,6 @@ class Config:
         return cls(preset="full", n=96, num_windows=200, num_log_windows=120, num_check=256)
 
 
-def _banded_generator(n, bandwidth, coupling, seed):
-    rng = np.random.default_rng(seed)
-    band = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) <= bandwidth
-    a = coupling * rng.normal(size=(n, n)) * band
-    return a - a.T
-
-
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     enable_float64()
     from spectral_jax.budget import budget_residual, windowed_budget
@@ -155,7 +148,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     k = np.arange(1, n + 1, dtype=np.float64)
     lam = jnp.asarray(k**-config.exponent)
     c0 = jnp.asarray(k ** (-config.target_exponent / 2))
-    a = jnp.asarray(_banded_generator(n, config.bandwidth, config.coupling, config.seed))
+    a = jnp.asarray(sj.banded_generator(n, config.bandwidth, config.coupling, config.seed))
     # λ_ref a little above λ_1 so that no eigenvalue sits exactly on an edge.
     shells = sj.LogShells.covering(float(lam[0]), float(lam[-1]), config.ratio, margin=1.1)
     out: dict = {"config": config, "shells": {"lam_ref": float(shells.lam_ref),

@@ -25,7 +25,20 @@ __all__ = [
     "FrozenOperator",
     "RotatingPowerLaw",
     "InterpolatedOperator",
+    "banded_generator",
 ]
+
+
+def banded_generator(n: int, bandwidth: int, coupling: float, seed: int = 0) -> np.ndarray:
+    """A random antisymmetric (n, n) generator coupling modes at most `bandwidth` apart.
+
+    Entries $A_{kj} = g_{kj} - g_{jk}$ with $g$ i.i.d. $N(0, \text{coupling}^2)$ inside the band:
+    the customary `RotatingPowerLaw` generator (local mixing along the spectrum).
+    """
+    rng = np.random.default_rng(seed)
+    band = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) <= bandwidth
+    a = coupling * rng.normal(size=(n, n)) * band
+    return a - a.T
 
 
 class AbstractOperator(eqx.Module):
