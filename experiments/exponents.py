@@ -174,6 +174,12 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     }
     write_result(out_dir, NAME, result)
     _figure(out_dir / f"{NAME}.png", rows, curves, lazy_collapse, drift_collapse, config)
+    print(f"[{NAME}] (alpha, beta) regime    | formula | shell ODE late | shell ODE window | micro")
+    for r in rows:
+        print(
+            f"[{NAME}] ({r['alpha']:g}, {r['beta']:g}) {r['regime']:<10}| {r['formula']:7.3f} | "
+            f"{r['ode_late_window']:14.3f} | {r['ode_same_window']:16.3f} | {r['micro']:.3f}"
+        )
     return result
 
 

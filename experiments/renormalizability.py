@@ -208,7 +208,33 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     }
     write_result(out_dir, NAME, result)
     _figure(out_dir / f"{NAME}.png", family, family_plots, spread, net_plots)
+    _print_summary(family, networks)
     return result
+
+
+def _print_summary(family, networks):
+    for scheme, entry in family["schemes"].items():
+        fit = entry["fit_at_2"]
+        print(
+            f"[{NAME}] family/{scheme}: fitted v0={fit['v0']:.3f} a={fit['space_exponent']:.3f} "
+            f"b={fit['time_exponent']:.3f} (planted {PLANTED}); 2->4 "
+            f"{_errors(entry.get('predict_2_to_4', {}))}"
+        )
+    for name, net in networks.items():
+        if net.get("failed"):
+            print(f"[{NAME}] {name}: FAILED (traceback in the JSON)")
+            continue
+        for key, entry in net["fits"].items():
+            print(
+                f"[{NAME}] {name} {key}: explained variance "
+                f"{entry['fit_at_2']['explained_variance']:.2f}; 2->4 "
+                f"{_errors(entry['predict_2_to_4'])}"
+            )
+
+
+def _errors(report: dict) -> str:
+    keys = [k for k in report if k.endswith("error")]
+    return ", ".join(f"{k}={report[k]:.3g}" for k in keys if isinstance(report[k], float))
 
 
 def _figure(path, family, family_plots, spread, net_plots):
