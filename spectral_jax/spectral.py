@@ -23,12 +23,24 @@ __all__ = [
     "kato_generator",
     "spectral_state",
     "default_degenerate_rtol",
+    "default_cluster_rtol",
+    "cluster_alignment",
+    "track_frame",
 ]
 
 
 def default_degenerate_rtol(dtype) -> float:
     """Relative gap below which two eigenvalues are treated as one degenerate cluster."""
     return 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
+
+
+def default_cluster_rtol(dtype) -> float:
+    """Relative gap below which `solve_kato` transports eigenvalues as one block.
+
+    Pairs closer than this have a huge, stiff Kato coupling $G_{kj}/(\\lambda_k-\\lambda_j)$;
+    transporting their joint eigenspace instead (block Kato) is exact and smooth.
+    """
+    return 1e-7 if jnp.finfo(dtype).bits >= 64 else 1e-4
 
 
 class SpectralState(eqx.Module):
@@ -102,6 +114,55 @@ def align_frame(
         return lam, vec @ (u @ vh).T
 
     return jax.lax.cond(easy, signs_only, full, None)
+
+
+def cluster_alignment(
+    eigenvalues: Float[Array, " n"],
+    frame: Float[Array, "n n"],
+    reference: Float[Array, "n n"],
+    rtol: float,
+) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "n n"]]:
+    """Eigenbasis in the reference's labels, plus the rotation inside clusters.
+
+    Returns `(eigenvalues, eigenvectors, rotation)`, columns in the reference's order, such
+    that `eigenvectors @ rotation` is the orthonormal basis closest to `reference` among those
+    spanning the same clusters of eigenspaces (orthogonal Procrustes, block-diagonal over
+    clusters of pairs closer than `rtol` × max|λ|). Signs of the eigenvectors make
+    `diag(rotation) ≥ 0`. Always takes the O(n³) path (overlap matrix and SVD).
+    """
+    n = eigenvalues.shape[0]
+    overlap = reference.T @ frame  # O[i, j] = φ_ref_i · v_j
+    perm = jnp.argmax(jnp.abs(overlap), axis=1)
+    is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
+    perm = jnp.where(is_perm, perm, jnp.arange(n))
+    lam, vec = eigenvalues[perm], frame[:, perm]
+    keep = degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool)
+    block = jnp.where(keep, overlap[:, perm], 0.0)
+    # max tr(O_b Q) over block-orthogonal Q: Q = (U Vh)^T with O_b = U S Vh.
+    u, _, vh = jnp.linalg.svd(block)
+    rotation = (u @ vh).T
+    signs = jnp.where(jnp.diagonal(rotation) < 0, -1.0, 1.0).astype(frame.dtype)
+    return lam, vec * signs[None, :], rotation * signs[:, None]
+
+
+def track_frame(
+    eigenvalues: Float[Array, " n"],
+    frame: Float[Array, "n n"],
+    reference: Float[Array, "n n"],
+    rtol: float,
+) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "n n"]]:
+    """`cluster_alignment`, with the O(n²) sign-only path (rotation = I) when it suffices."""
+    n = eigenvalues.shape[0]
+    diag_overlap = jnp.sum(reference * frame, axis=0)
+    easy = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(degenerate_mask(eigenvalues, rtol))
+
+    def signs_only(_):
+        signs = jnp.where(diag_overlap < 0, -1.0, 1.0).astype(frame.dtype)
+        return eigenvalues, frame * signs[None, :], jnp.eye(n, dtype=frame.dtype)
+
+    return jax.lax.cond(
+        easy, signs_only, lambda _: cluster_alignment(eigenvalues, frame, reference, rtol), None
+    )
 
 
 def kato_generator(

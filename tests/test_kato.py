@@ -553,3 +553,34 @@ def test_new_tolerances_do_not_recompile():
             assert compiles == [], solve.__name__
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def test_near_degenerate_pair_is_transported_as_a_block():
+    """A relative gap of 2e-9: block transport stays exact and cheap; modewise is stiff."""
+    n = 12
+    lam = np.arange(1, n + 1, dtype=np.float64) ** -1.0
+    lam[5] = lam[4] * (1 - 2e-9)
+    a = sj.banded_generator(n, 2, 0.2, seed=1)
+    op = sj.RotatingPowerLaw(jnp.asarray(lam), jnp.asarray(a))
+    e0 = np.random.default_rng(0).normal(size=n)
+    ts = np.linspace(0.0, 10.0, 6)
+    exact = np.stack([scipy.linalg.expm(-t * (np.diag(lam) + a)) @ e0 for t in ts])
+    exact_residuals = np.stack([scipy.linalg.expm(t * a) @ c for t, c in zip(ts, exact)])
+
+    block = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-12)
+    err = np.linalg.norm(np.asarray(block.residuals) - exact_residuals, axis=1)
+    assert np.max(err / np.linalg.norm(exact_residuals, axis=1)) < 1e-8
+    # Inside the pair the eigenbasis is gauge-dependent; the pair's energy is not.
+    pair = np.asarray(block.coefficients[:, 4] ** 2 + block.coefficients[:, 5] ** 2)
+    np.testing.assert_allclose(pair, exact[:, 4] ** 2 + exact[:, 5] ** 2, rtol=1e-8, atol=1e-12)
+    # The other modes are individually exact.
+    others = [k for k in range(n) if k not in (4, 5)]
+    np.testing.assert_allclose(
+        np.abs(np.asarray(block.coefficients)[:, others]), np.abs(exact[:, others]),
+        rtol=1e-7, atol=1e-10,
+    )
+
+    modewise = sj.solve_kato(
+        op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-12, cluster_rtol=1e-12
+    )
+    assert block.stats["num_steps"] * 10 < modewise.stats["num_steps"]
