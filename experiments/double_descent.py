@@ -13,7 +13,10 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
+
+import spectral_jax as sj
 
 from ._common import write_result
 from .resolution_limits import power_law_problem, test_loss
@@ -33,6 +36,7 @@ class Config:
     ridge: float = 1e-3
     seeds: int = 8
     seed: int = 0
+    shell_count: int = 12  # shells of ratio 4 below λ_ref = 10, for the solution-weight panel
 
     @classmethod
     def quick(cls) -> Config:
@@ -60,7 +64,22 @@ def fit_random_features(z, y, time: float, ridge: float):
     return z.T @ (phi @ (gain * (phi.T @ y))), lam
 
 
+def shell_weights(z, y, shells) -> np.ndarray:
+    """Squared norm of the ridgeless solution carried by each spectral shell of M = ZZ^T/n.
+
+    $\\|a\\|^2 = \\sum_k (\\phi_k^T y)^2/(n\\lambda_k)$ over the non-zero modes: the $1/\\lambda$ weight that
+    blows up in the bottom shells as $p \\to n$.
+    """
+    n = z.shape[0]
+    lam, phi = np.linalg.eigh(z @ z.T / n)
+    live = lam > 1e-12 * lam.max()
+    per_mode = np.where(live, (phi.T @ y) ** 2 / (n * np.where(live, lam, 1.0)), 0.0)
+    member = np.asarray(shells.membership(jnp.asarray(np.where(live, lam, 0.0))))
+    return per_mode @ member
+
+
 def run(config: Config, out_dir: pathlib.Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
     lam_pop, theta = power_law_problem(config)
     rng = np.random.default_rng(config.seed)
     methods = {
@@ -71,6 +90,11 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     losses = {m: np.zeros((len(config.widths), config.seeds)) for m in methods}
     smallest = np.zeros((len(config.widths), config.seeds))
     norms = np.zeros((len(config.widths), config.seeds))
+    shells = sj.LogShells(10.0, 4.0, config.shell_count)
+    widths = np.asarray(config.widths)
+    targets = (config.n / 2, config.n, 2 * config.n)
+    shell_widths = {int(widths[np.argmin(np.abs(widths - w))]) for w in targets}
+    weights = {}
     for s in range(config.seeds):
         x = rng.normal(size=(config.n, lam_pop.size)) * np.sqrt(lam_pop)[None, :]
         y = x @ theta + config.noise * rng.normal(size=config.n)
@@ -80,8 +104,11 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
             for name, (time, ridge) in methods.items():
                 a, lam = fit_random_features(z, y, time, ridge)
                 losses[name][i, s] = test_loss(f.T @ a / np.sqrt(p), lam_pop, theta)
+                if name == "ridgeless":
+                    norms[i, s] = float(np.sum(a**2))
             smallest[i, s] = lam[lam > 1e-12 * lam.max()].min() if p < config.n else lam.min()
-            norms[i, s] = float(np.sum(a**2))
+            if s == 0 and p in shell_widths:
+                weights[p] = shell_weights(z, y, shells)
     peak = {m: int(config.widths[int(np.argmax(np.median(v, axis=1)))]) for m, v in losses.items()}
     at_n = config.widths.index(config.n) if config.n in config.widths else None
     ridgeless = np.median(losses["ridgeless"], axis=1)
@@ -94,8 +121,10 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "peak_width": peak,
         "peak_over_far_ratio": float(ridgeless.max() / ridgeless[-1]),
         "ridgeless_loss_at_p_equals_n": None if at_n is None else float(ridgeless[at_n]),
+        "shell_centers": np.asarray(shells.centers),
+        "ridgeless_norm_by_shell": {str(p): w for p, w in sorted(weights.items())},
     }
-    _figure(config, losses, smallest, out_dir / f"{NAME}.png")
+    _figure(config, losses, smallest, shells, weights, out_dir / f"{NAME}.png")
     write_result(out_dir, NAME, result)
     print(
         f"[{NAME}] n={config.n}: ridgeless test loss peaks at p={peak['ridgeless']} "
@@ -105,14 +134,14 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     return result
 
 
-def _figure(config, losses, smallest, path):
+def _figure(config, losses, smallest, shells, weights, path):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     widths = np.asarray(config.widths)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.2))
     for name, values in losses.items():
         ax.plot(widths, np.median(values, axis=1), marker="o", ms=3, label=name)
     ax.axvline(config.n, color="k", lw=0.6, ls=":")
@@ -129,6 +158,15 @@ def _figure(config, losses, smallest, path):
     bx.set_xlabel("width p")
     bx.set_ylabel(r"smallest non-zero eigenvalue of $M$")
     bx.set_title("the spectrum reaches zero at p = n")
+    centers = np.asarray(shells.centers)
+    for p, w in sorted(weights.items()):
+        cx.plot(centers, np.where(w > 0, w, np.nan), marker="o", ms=3, label=f"p = {p}")
+    cx.set_xscale("log")
+    cx.set_yscale("log")
+    cx.set_xlabel(r"shell centre $\lambda_s$ of $M$")
+    cx.set_ylabel(r"ridgeless $\|a\|^2$ carried by the shell")
+    cx.set_title(r"weight $\propto 1/\lambda$ piles into the bottom shells at p = n")
+    cx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -74,6 +74,7 @@ def width_limited_loss(p: int, lam, theta, rng) -> float:
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     import spectral_jax as sj
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     lam, theta = power_law_problem(config)
     energy = lam * theta**2
     sizes = np.asarray(config.sizes, dtype=np.float64)

@@ -47,3 +47,17 @@ def test_peak_at_interpolation_threshold_removed_by_early_stopping(tmp_path):
     assert ridgeless[at_n] > 2 * max(ridgeless[at_n - 1], ridgeless[at_n + 1])
     # No peak left at p = n: at most a mild bump over the neighbouring widths.
     assert early[at_n] <= 1.5 * max(early[at_n - 1], early[at_n + 1])
+
+
+def test_interpolating_solution_weight_piles_into_bottom_shells(tmp_path):
+    config = double_descent.Config(dimension=400, n=40, widths=(20, 40, 80), seeds=1)
+    result = double_descent.run(config, tmp_path)
+    by_shell = {int(p): np.asarray(w) for p, w in result["ridgeless_norm_by_shell"].items()}
+    assert set(by_shell) == {20, 40, 80}
+    # At p = n the bottom occupied shell carries most of the norm; away from it, it does not.
+    at_n = by_shell[40]
+    assert at_n[np.nonzero(at_n)[0].max()] > 0.5 * at_n.sum()
+    for p in (20, 80):
+        w = by_shell[p]
+        assert w[np.nonzero(w)[0].max()] < 0.5 * w.sum()
+    assert at_n.sum() > 10 * max(by_shell[20].sum(), by_shell[80].sum())
