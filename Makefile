@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 ## Without the tests marked `slow`, for quick local iteration.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+## Style check (ruff, configured in pyproject.toml).
+lint: $(STAMP)
+	$(PY) -m pip install --quiet ruff
+	$(PY) -m ruff check spectral_jax experiments tests scripts
 
 ## Performance suite (prints tables; not a test).
 bench: $(STAMP)

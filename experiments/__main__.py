@@ -72,7 +72,8 @@ def main(argv=None) -> int:
             and previous.get("config") == config_json
             and (out_dir / f"{name}.json").exists()
         ):
-            print(f"{prefix}: done earlier ({previous.get('seconds', 0):.1f} s), skipped", flush=True)
+            seconds = previous.get("seconds", 0)
+            print(f"{prefix}: done earlier ({seconds:.1f} s), skipped", flush=True)
             continue
         print(f"{prefix}: running ...", flush=True)
         start = time.perf_counter()
@@ -89,7 +90,8 @@ def main(argv=None) -> int:
             print(f"{prefix}: FAILED ({exc!r})", flush=True)
         summary[name]["seconds"] = time.perf_counter() - start
         summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(f"{prefix}: {summary[name]['status']} in {summary[name]['seconds']:.1f} s", flush=True)
+        entry = summary[name]
+        print(f"{prefix}: {entry['status']} in {entry['seconds']:.1f} s", flush=True)
 
     failed = [n for n in names if summary.get(n, {}).get("status") != "ok"]
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -67,8 +67,8 @@ def fit_random_features(z, y, time: float, ridge: float):
 def shell_weights(z, y, shells) -> np.ndarray:
     """Squared norm of the ridgeless solution carried by each spectral shell of M = ZZ^T/n.
 
-    $\\|a\\|^2 = \\sum_k (\\phi_k^T y)^2/(n\\lambda_k)$ over the non-zero modes: the $1/\\lambda$ weight that
-    blows up in the bottom shells as $p \\to n$.
+    $\\|a\\|^2 = \\sum_k (\\phi_k^T y)^2/(n\\lambda_k)$ over the non-zero modes: the
+    $1/\\lambda$ weight that blows up in the bottom shells as $p \\to n$.
     """
     n = z.shape[0]
     lam, phi = np.linalg.eigh(z @ z.T / n)

@@ -37,7 +37,7 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        return cls(n=256, t_max=200.0, num_times=201)
+        return cls(n=128, t_max=100.0, num_times=201)
 
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
@@ -83,7 +83,8 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "direct_seconds_including_compile": direct_seconds,
         "final_loss": float(kato.loss[-1]),
     }
-    _figure(np.asarray(ts), np.asarray(kato.energies), np.asarray(exact) ** 2, out_dir / f"{NAME}.png")
+    figure_path = out_dir / f"{NAME}.png"
+    _figure(np.asarray(ts), np.asarray(kato.energies), np.asarray(exact) ** 2, figure_path)
     write_result(out_dir, NAME, result)
     print(
         f"[{NAME}] n={n}: |Kato - closed form| = {err_closed:.2e}, |Kato - direct| = "

@@ -134,7 +134,8 @@ def _figure(sizes, data, width, tail, fits, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for values, label, marker in ((data, "data size n (p = ∞)", "o"), (width, "width p (n = ∞)", "s")):
+    series = ((data, "data size n (p = ∞)", "o"), (width, "width p (n = ∞)", "s"))
+    for values, label, marker in series:
         ax.errorbar(sizes, values.mean(1), yerr=values.std(1), marker=marker, ls="", label=label)
     ax.plot(sizes, tail, "k--", lw=1, label=r"shell tail $\sum_{k>r} k^{-\beta}$")
     for key, fit in fits.items():

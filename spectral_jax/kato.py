@@ -85,8 +85,10 @@ def kato_vector_field(t, state: KatoState, args) -> KatoState:
 class KatoSolution(eqx.Module):
     """Result of `solve_kato`, at the saved times, modes sorted by descending eigenvalue.
 
-    - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$ in the
-      continuous frame), `generator` (T, n, n) (Kato $W$), `frames` (T, n, n) ($\\Phi$),
+    - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$, eigenvector
+      signs continuous along the run; inside a near-degenerate cluster the eigenvectors take
+      the sign that best follows the transported cluster basis), `generator` (T, n, n) (Kato
+      $W$), `frames` (T, n, n) (the eigenvectors $\\Phi$; `frames @ coefficients` is $e$),
       `eigenvalue_rates` (T, n) ($\\dot\\lambda$), `order` (T, n) (tracked label of each sorted
       mode: a change marks a crossing), `relative_gaps` (T, n-1) (adjacent gaps
       $(\\lambda_k - \\lambda_{k+1})/\\lambda_1$ of the sorted spectrum), `min_gap` /
@@ -200,7 +202,7 @@ def _solve_kato(
         max_steps=max_steps,
         throw=throw,
     )
-    # lax.map, not vmap: under vmap the `lax.cond` of `align_frame` becomes a select that runs
+    # lax.map, not vmap: under vmap the `lax.cond` of `track_frame` becomes a select that runs
     # the SVD branch at every saved time.
     outputs = jax.lax.map(
         lambda x: _sorted_output(x[0], KatoState(x[1], x[2]), op, rtol_degenerate, cluster_rtol),

@@ -49,7 +49,9 @@ def fit_power_law(x, y, *, weights=None) -> PowerLawFit:
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"fit_power_law: x and y must be 1-D of one length, got {x.shape}, {y.shape}")
+        raise ValueError(
+            f"fit_power_law: x and y must be 1-D of one length, got {x.shape}, {y.shape}"
+        )
     if x.size < 3:
         raise ValueError(f"fit_power_law: need at least 3 points, got {x.size}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):

@@ -103,7 +103,7 @@ class LogShells(eqx.Module):
         """One-hot (..., n, S+2) matrix of shell membership."""
         return jax.nn.one_hot(self.assign(eigenvalues), self.num_shells, dtype=eigenvalues.dtype)
 
-    def position(self, eigenvalues: Float[Array, "..."]) -> Float[Array, "..."]:
+    def position(self, eigenvalues: Float[Array, ...]) -> Float[Array, ...]:
         """Continuous shell coordinate $x = \\tfrac12 + \\ln(\\lambda_\\text{ref}/\\lambda)/\\ln b$.
 
         The centre of shell s sits at x = s and its edges at x = s ± 1/2 (so x is the
@@ -113,7 +113,7 @@ class LogShells(eqx.Module):
         ratio = self.ratio.astype(eigenvalues.dtype)
         return 0.5 + jnp.log(lam_ref / eigenvalues) / jnp.log(ratio)
 
-    def eigenvalue_at(self, position: Float[Array, "..."]) -> Float[Array, "..."]:
+    def eigenvalue_at(self, position: Float[Array, ...]) -> Float[Array, ...]:
         """$\\lambda = \\lambda_\\text{ref} b^{-(x - 1/2)}$, the inverse of `position`."""
         lam_ref = self.lam_ref.astype(position.dtype)
         ratio = self.ratio.astype(position.dtype)
@@ -149,7 +149,7 @@ class ShellBudget(eqx.Module):
         return -self.dissipation + inflow - outflow
 
     @property
-    def total_energy(self) -> Float[Array, "..."]:
+    def total_energy(self) -> Float[Array, ...]:
         return jnp.sum(self.energy, axis=-1)
 
 

@@ -92,7 +92,6 @@ def align_frame(
 
     Returns eigenvalues and frame in the reference's column order.
     """
-    n = eigenvalues.shape[0]
     diag_overlap = jnp.sum(reference * frame, axis=0)
     clusters = degenerate_mask(eigenvalues, rtol)
     easy = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(clusters)
@@ -102,16 +101,8 @@ def align_frame(
         return eigenvalues, frame * signs[None, :]
 
     def full(_):
-        overlap = reference.T @ frame  # O[i, j] = φ_ref_i · v_j
-        perm = jnp.argmax(jnp.abs(overlap), axis=1)
-        is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
-        perm = jnp.where(is_perm, perm, jnp.arange(n))
-        lam, vec = eigenvalues[perm], frame[:, perm]
-        keep = degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool)
-        block = jnp.where(keep, overlap[:, perm], 0.0)
-        # max tr(O_b Q) over block-orthogonal Q: Q = (U Vh)^T with O_b = U S Vh.
-        u, _, vh = jnp.linalg.svd(block)
-        return lam, vec @ (u @ vh).T
+        lam, vec, rotation = cluster_alignment(eigenvalues, frame, reference, rtol)
+        return lam, vec @ rotation
 
     return jax.lax.cond(easy, signs_only, full, None)
 

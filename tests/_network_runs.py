@@ -29,12 +29,12 @@ def save_times():
     return np.unique(np.concatenate([log_times(50.0, 40, t_min=0.01), probes]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def teacher_data():
     return power_law_teacher(jax.random.key(0), 12, 8, 4, dtype=jnp.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mlp_run():
     """A width-16, depth-2 tanh MLP trained by gradient flow (float64) to t = 50."""
     data = teacher_data()
@@ -47,7 +47,7 @@ def mlp_run():
     return apply_fn, params, record
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def random_features_run():
     """Random features (p = 24 > n = 12, so M is full rank), only the readout trained."""
     data = teacher_data()
