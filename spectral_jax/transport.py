@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
 from ._validation import check_times
 from .operators import AbstractOperator
 from .renormalized import PowerLawTransport, closure
@@ -254,16 +255,14 @@ def _chain_field(t, c, args):
 
 @eqx.filter_jit
 def _solve_chain(chain, c0, ts, solver, controller, dt0, max_steps, throw):
-    return diffrax.diffeqsolve(
-        diffrax.ODETerm(_chain_field),
-        solver,
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=dt0,
-        y0=c0,
-        args=chain,
-        saveat=diffrax.SaveAt(ts=ts),
+    return integrate(
+        _chain_field,
+        c0,
+        ts,
+        chain,
+        solver=solver,
         stepsize_controller=controller,
+        dt0=dt0,
         max_steps=max_steps,
         throw=throw,
     )
@@ -301,15 +300,16 @@ def solve_chain(
     check_times(ts)
     ts = jnp.asarray(ts, c0.dtype)
     solver = diffrax.Tsit5() if solver is None else solver
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    controller = default_controller(rtol, atol, dtype=c0.dtype)
     sol = _solve_chain(chain, c0, ts, solver, controller, dt0, max_steps, throw)
+    guess = uses_initial_step_guess(solver, controller, dt0, ts.shape[0])
     couplings = -jax.vmap(chain.modulation)(sol.ts)[:, None] * chain.couplings[None, :]
     return ChainRun(
         ts=sol.ts,
         eigenvalues=chain.eigenvalues,
         coefficients=sol.ys,
         couplings=couplings,
-        stats=dict(sol.stats),
+        stats=solver_stats(sol, solver, initial_step_guess=guess),
         result=sol.result,
     )
 
