@@ -20,7 +20,8 @@ Reference: T. Kato, "On the adiabatic theorem of quantum mechanics", J. Phys. So
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -95,6 +96,10 @@ class KatoSolution(eqx.Module):
       `min_gap_index` (T,) (the smallest of them and its k), `stats` (steps and right-hand-side
       evaluations, see `_integrate.solver_stats`), `result` (diffrax's result code).
 
+    `residuals` (T, n) is $e(t) = \\Phi(t)c(t)$ in the ambient basis. With `solve_kato(...,
+    reduce=f)`, `reduced` holds `f(eigenvalues, coefficients, generator)` at each saved
+    time (leading axis T) and the (T, n, n) `generator` and `frames` are not kept (None).
+
     Degeneracies are recorded at the saved times (`degenerate_pairs`); a crossing between two
     saved times shows up as a change of `order` (`crossings`).
     """
@@ -102,8 +107,10 @@ class KatoSolution(eqx.Module):
     ts: Float[Array, " T"]
     eigenvalues: Float[Array, "T n"]
     coefficients: Float[Array, "T n"]
-    generator: Float[Array, "T n n"]
-    frames: Float[Array, "T n n"]
+    generator: Float[Array, "T n n"] | None
+    frames: Float[Array, "T n n"] | None
+    residuals: Float[Array, "T n"]
+    reduced: Any
     eigenvalue_rates: Float[Array, "T n"]
     order: Int[Array, "T n"]
     relative_gaps: Float[Array, "T n-1"]
@@ -112,11 +119,6 @@ class KatoSolution(eqx.Module):
     stats: dict
     result: diffrax.RESULTS
     degeneracy_threshold: float = eqx.field(static=True)
-
-    @property
-    def residuals(self) -> Float[Array, "T n"]:
-        """$e(t) = \\Phi(t) c(t)$ in the ambient basis."""
-        return jnp.einsum("tij,tj->ti", self.frames, self.coefficients)
 
     @property
     def energies(self) -> Float[Array, "T n"]:
@@ -159,7 +161,7 @@ class KatoSolution(eqx.Module):
         return bool(self.result == diffrax.RESULTS.successful)
 
 
-def _sorted_output(t, state: KatoState, op, rtol, cluster_rtol):
+def _sorted_output(t, state: KatoState, op, rtol, cluster_rtol, reduce):
     m, dm = op.value_and_derivative(t)
     lam_t, vec_t, rotation = track_frame(*eigh_descending(m), state.frame, cluster_rtol)
     # Back to the eigenbasis: e = V Q c_tracked, so c = Q c_tracked; W by the plain formula
@@ -171,11 +173,18 @@ def _sorted_output(t, state: KatoState, op, rtol, cluster_rtol):
     lam = s.eigenvalues[order]
     scale = jnp.maximum(jnp.abs(lam[0]), jnp.finfo(lam.dtype).tiny)
     gaps = (lam[:-1] - lam[1:]) / scale if lam.shape[0] > 1 else jnp.full((1,), jnp.inf, lam.dtype)
+    coefficients = coefficients[order]
+    generator, frame = s.generator[order][:, order], s.frame[:, order]
+    if reduce is None:
+        kept, reduced = (generator, frame), None
+    else:  # only the reduction leaves the loop: no (T, n, n) arrays are stored
+        kept, reduced = (None, None), reduce(lam, coefficients, generator)
     return (
         lam,
-        coefficients[order],
-        s.generator[order][:, order],
-        s.frame[:, order],
+        coefficients,
+        *kept,
+        frame @ coefficients,
+        reduced,
         s.eigenvalue_rates[order],
         order,
         gaps,
@@ -186,7 +195,8 @@ def _sorted_output(t, state: KatoState, op, rtol, cluster_rtol):
 
 @eqx.filter_jit
 def _solve_kato(
-    op, e0, ts, rtol_degenerate, cluster_rtol, solver, stepsize_controller, dt0, max_steps, throw
+    op, e0, ts, rtol_degenerate, cluster_rtol, reduce, solver, stepsize_controller, dt0,
+    max_steps, throw,
 ):
     m0, dm0 = op.value_and_derivative(ts[0])
     s0 = spectral_state(m0, dm0, rtol=rtol_degenerate)
@@ -205,7 +215,9 @@ def _solve_kato(
     # lax.map, not vmap: under vmap the `lax.cond` of `track_frame` becomes a select that runs
     # the SVD branch at every saved time.
     outputs = jax.lax.map(
-        lambda x: _sorted_output(x[0], KatoState(x[1], x[2]), op, rtol_degenerate, cluster_rtol),
+        lambda x: _sorted_output(
+            x[0], KatoState(x[1], x[2]), op, rtol_degenerate, cluster_rtol, reduce
+        ),
         (sol.ts, sol.ys.frame, sol.ys.coefficients),
     )
     return sol, outputs
@@ -235,6 +247,7 @@ def solve_kato(
     degenerate_rtol: float | None = None,
     cluster_rtol: float | None = None,
     degeneracy_threshold: float = 1e-6,
+    reduce: Callable | None = None,
 ) -> KatoSolution:
     """Integrate the exact Kato modewise ODE $\\dot c = (W - \\Lambda)c$ (DESIGN 2.2).
 
@@ -253,6 +266,10 @@ def solve_kato(
       stiffness against an SVD per step while clusters exist. Default by dtype (1e-7 in f64).
     - `degeneracy_threshold`: relative gap reported in `.degenerate_pairs`.
     - `throw`: False records a failed solve in `.result` instead of raising (for sweeps).
+    - `reduce`: optional `f(eigenvalues, coefficients, generator) -> pytree`, applied
+      at each saved time inside the compiled solve, e.g. `functools.partial(shell_budget,
+      shells)`; the (T, n, n) generator and frames are then not stored (memory O(T·n) instead
+      of O(T·n²)).
 
     **Returns:** a `KatoSolution`.
 
@@ -271,10 +288,10 @@ def solve_kato(
     if stepsize_controller is None:
         stepsize_controller = default_controller(rtol, atol, _coefficient_frame_norm, dtype=dtype)
     sol, out = _solve_kato(
-        op, e0, ts, rtol_degenerate, cluster_rtol, solver, stepsize_controller, dt0, max_steps,
-        throw,
+        op, e0, ts, rtol_degenerate, cluster_rtol, reduce, solver, stepsize_controller, dt0,
+        max_steps, throw,
     )
-    lam, coeffs, gen, frames, rates, order, gaps, min_gap, min_gap_index = out
+    lam, coeffs, gen, frames, residuals, reduced, rates, order, gaps, min_gap, min_gap_index = out
     guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
     stats = solver_stats(sol, solver, initial_step_guess=guess)
     return KatoSolution(
@@ -283,6 +300,8 @@ def solve_kato(
         coefficients=coeffs,
         generator=gen,
         frames=frames,
+        residuals=residuals,
+        reduced=reduced,
         eigenvalue_rates=rates,
         order=order,
         relative_gaps=gaps,

@@ -584,3 +584,23 @@ def test_near_degenerate_pair_is_transported_as_a_block():
         op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-12, cluster_rtol=1e-12
     )
     assert block.stats["num_steps"] * 10 < modewise.stats["num_steps"]
+
+
+def test_reduce_keeps_only_the_reduction(rotating_case):
+    """`reduce=` computes shell budgets inside the solve and drops the (T, n, n) arrays."""
+    import functools
+
+    op, full = rotating_case["op"], rotating_case["kato"]
+    e0, ts = jnp.asarray(rotating_case["c0"]), jnp.asarray(rotating_case["ts"])
+    shells = sj.LogShells(1.1, 2.0, 6)
+    lean = sj.solve_kato(
+        op, e0, ts, rtol=F64_RTOL, atol=F64_ATOL, reduce=functools.partial(sj.shell_budget, shells)
+    )
+    assert lean.generator is None and lean.frames is None
+    reference = sj.shell_budget(shells, full.eigenvalues, full.coefficients, full.generator)
+    np.testing.assert_allclose(lean.reduced.energy, reference.energy, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lean.reduced.flux, reference.flux, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(lean.residuals, full.residuals, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        full.residuals, np.einsum("tij,tj->ti", full.frames, full.coefficients), atol=1e-13
+    )
