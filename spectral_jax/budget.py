@@ -47,6 +47,7 @@ exactly at a window end is not seen: put `lam_ref` off the spectrum (e.g.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import equinox as eqx
@@ -406,6 +407,10 @@ def _group_crossings(crossings: Crossings, rel: float):
     return groups
 
 
+def _nothing(eigenvalues, coefficients, generator):
+    return None
+
+
 def windowed_budget(
     shells: LogShells,
     op: AbstractOperator,
@@ -444,9 +449,8 @@ def windowed_budget(
     **Returns:** a `WindowedBudget`; `budget_residual(result)` is the closure check.
 
     Cost: one `solve_kato` run (its steps do not depend on the save grid) saved at
-    ~`nodes` × (number of pieces) points; `solve_kato` keeps a frame and a generator
-    (n × n each) per saved point, so for large n split long runs into several calls (the
-    budget is additive over windows).
+    ~`nodes` × (number of pieces) points; the shell budget is reduced inside the solve, so
+    memory is O(points × n), not O(points × n²).
 
     **Raises:** `ValueError` on a bad `form`, `nodes`, or `ts`.
     """
@@ -502,16 +506,20 @@ def windowed_budget(
 
     # Tolerances as arrays: they are then traced, not static, and a new value needs no
     # recompilation of the solver.
+    # The shell budget is reduced inside the solve, so no (T, n, n) frames or generators are
+    # kept on the dense quadrature grid (the projector form needs only the residuals).
+    reduce = functools.partial(shell_budget, shells) if form == "modewise" else _nothing
     sol = solve_kato(
         op,
         jnp.asarray(e0, dtype),
         jnp.asarray(grid, dtype),
         rtol=jnp.asarray(rtol, dtype),
         atol=jnp.asarray(atol, dtype),
+        reduce=reduce,
         **kato_kwargs,
     )
     if form == "modewise":
-        inst = shell_budget(shells, sol.eigenvalues, sol.coefficients, sol.generator)
+        inst = sol.reduced
     else:
         inst = projector_budget_along(shells, op, sol.ts, sol.residuals)
 
