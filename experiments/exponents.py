@@ -11,7 +11,7 @@ b = 0) and covariant drift (a = 0.5, b = a − 1) — the exponent p of $L \\pro
   spectrum;
 - shell ODE, same window: started from the microscopic shell energies, planted closure;
 - shell ODE, late window: continuum initial condition, three decades late enough for the
-  asymptote (the approach is slow, see `spectral_jax.exponents`).
+  asymptote (the approach is slow, see `spectral_jax.renorm.exponents`).
 
 Also the self-similar collapse: lazy shell energies against $\\lambda_st$, drift shell energies
 against $\\lambda_s^at^{1+b}$.
@@ -82,8 +82,8 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
 
     import spectral_jax as sj
     from spectral_jax import exponents as ex
-    from spectral_jax.renormalized import closure, solve_shells
-    from spectral_jax.transport import power_law_transport, solve_chain
+    from spectral_jax.renorm.shell_model import closure, solve_shells
+    from spectral_jax.renorm.planted import power_law_transport, solve_chain
 
     start = time.time()
     n = config.num_modes

@@ -61,7 +61,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     from flax import nnx
 
     import spectral_jax as sj
-    from spectral_jax.models import MLP
+    from spectral_jax.networks.models import MLP
 
     data = sj.power_law_teacher(
         jax.random.key(config.seed), config.n_train, config.n_test, config.dim,

@@ -68,13 +68,13 @@ def _family(config):
     import jax.numpy as jnp
 
     import spectral_jax as sj
-    from spectral_jax.closure_fit import (
+    from spectral_jax.renorm.closure_fit import (
         fit_closure,
         log_shift_invariance,
         renormalizability,
         retained_mask,
     )
-    from spectral_jax.transport import power_law_transport, solve_chain
+    from spectral_jax.renorm.planted import power_law_transport, solve_chain
 
     n = config.num_modes
     c0 = jnp.asarray(np.arange(1, n + 1, dtype=np.float64) ** (-config.beta / 2))
@@ -108,7 +108,7 @@ def _family(config):
             entry[f"recovery_error_at_{src:g}"] = _relative_errors(fit)
             entry[f"predict_{src:g}_to_{dst:g}"] = report.as_dict()
             if src == 2.0:
-                from spectral_jax.closure_fit import predict_flux
+                from spectral_jax.renorm.closure_fit import predict_flux
 
                 plots[scheme] = (predict_flux(fit, ts, d["energy"], d["shells"])[d["mask"]],
                                  d["flux"][d["mask"]])
@@ -134,7 +134,7 @@ def _network(name, config):
 
     import spectral_jax as sj
     from spectral_jax import models
-    from spectral_jax.closure_fit import fit_closure, log_shift_invariance, renormalizability
+    from spectral_jax.renorm.closure_fit import fit_closure, log_shift_invariance, renormalizability
 
     data = sj.power_law_teacher(jax.random.key(config.seed), config.n_train, 8, config.dim,
                                 dtype=jnp.float64)
@@ -177,7 +177,7 @@ def _network(name, config):
             fits[f"{kind}/{scheme}"] = {"fit_at_2": fit.as_dict(),
                                         "predict_2_to_4": rep.as_dict()}
             if kind == "drift+diffusion" and scheme == "upwind":
-                from spectral_jax.closure_fit import default_mask, predict_flux
+                from spectral_jax.renorm.closure_fit import default_mask, predict_flux
 
                 mask = default_mask(e4, f4)
                 plots["flux"] = (predict_flux(fit, t[keep], e4, shells4)[mask], f4[mask])

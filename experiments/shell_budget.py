@@ -139,10 +139,10 @@ class Config:
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     enable_float64()
-    from spectral_jax.budget import budget_residual, windowed_budget
-    from spectral_jax.frontier import resolution_frontier
-    from spectral_jax.plotting import plot_shell_dynamics
-    from spectral_jax.projector import projector_budget_along
+    from spectral_jax.shells.windowed import budget_residual, windowed_budget
+    from spectral_jax.shells.frontier import resolution_frontier
+    from spectral_jax.shells.plotting import plot_shell_dynamics
+    from spectral_jax.shells.projector import projector_budget_along
 
     n = config.n
     k = np.arange(1, n + 1, dtype=np.float64)

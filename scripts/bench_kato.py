@@ -2,7 +2,7 @@
 
 The floor is what any eigenbasis method must pay per stage: one `jnp.linalg.eigh` of $M(t)$
 plus the two n×n products of $G = \\Phi^T \\dot M \\Phi$. The Kato right-hand side
-(`spectral_jax.kato.kato_vector_field`) adds the frame alignment (O(n²) on the usual path),
+(`spectral_jax.modes.kato.kato_vector_field`) adds the frame alignment (O(n²) on the usual path),
 $W$ (O(n²)) and $\\dot\\Phi = -\\Phi W$ (one more product). The operator is a cheap
 polynomial in t, $M(t) = S_0 + t S_1 + t^2 S_2$, so that its own evaluation does not hide the
 solver's cost. Both are jitted; timings are medians (and minima) over interleaved repeats after
@@ -91,8 +91,8 @@ def interleaved(cases: dict, repeats: int, warmup: int = 2) -> dict:
 def rhs_table(sizes, repeats: int, rtol_degenerate: float = 1e-10) -> list[dict]:
     import equinox as eqx
 
-    from spectral_jax.kato import KatoState, kato_vector_field
-    from spectral_jax.spectral import align_frame, eigh_descending, kato_generator, spectral_state
+    from spectral_jax.modes.kato import KatoState, kato_vector_field
+    from spectral_jax.modes.spectral_state import align_frame, eigh_descending, kato_generator, spectral_state
 
     rows = []
     for n in sizes:

@@ -33,8 +33,8 @@ def _build(width, depth, dim, n, seed=0):
     import jax.numpy as jnp
     from flax import nnx
 
-    from spectral_jax.models import MLP
-    from spectral_jax.ntk import from_nnx, num_params
+    from spectral_jax.networks.models import MLP
+    from spectral_jax.networks.ntk import from_nnx, num_params
 
     model = MLP(
         dim, width, depth, activation=jax.nn.relu, rngs=nnx.Rngs(seed), param_dtype=jnp.float32
@@ -47,7 +47,7 @@ def _build(width, depth, dim, n, seed=0):
 def time_implementations(args) -> list[dict]:
     import jax
 
-    from spectral_jax.ntk import NTKImplementation, ntk_fn
+    from spectral_jax.networks.ntk import NTKImplementation, ntk_fn
 
     apply_fn, params, x, p = _build(args.width, args.depth, args.dim, args.n)
     rows = []
@@ -89,7 +89,7 @@ def _child(args) -> None:
 
     import jax
 
-    from spectral_jax.ntk import NTKImplementation, empirical_ntk
+    from spectral_jax.networks.ntk import NTKImplementation, empirical_ntk
 
     apply_fn, params, x, p = _build(args.mem_width, args.depth, args.dim, args.mem_n)
     jax.block_until_ready((x, params))

@@ -3,109 +3,167 @@
 Importing the package changes no global JAX setting. Analysis wants float64: call
 `jax.config.update("jax_enable_x64", True)` yourself (the experiments and scripts do).
 
-The chain of the theory, module by module:
-operators (where M(t) comes from) → spectral (eigenpairs, Kato generator) → kato / direct
-(the modewise and ambient solvers) → shells, projector, budget, frontier (spectral shells and
-their exact energy budgets) → renormalized, closure_fit, transport, exponents (the shell model,
-its closures and the scaling exponents); ntk, models, data, training, network_analysis connect
-real flax networks to all of it.
+The theory's chain, one subpackage per link (see docs/theory.md):
+
+- `operators`: where M(t) comes from (a callable, a frozen kernel, saved kernels, a closed form);
+- `modes`: the instantaneous eigenbasis, the exact Kato modewise solver and its reference;
+- `shells`: logarithmic spectral shells and their exact energy budgets, the frontier;
+- `renorm`: the renormalized shell model, its closures, fits and scaling exponents;
+- `networks`: empirical NTK of flax models, training records and their spectral analysis.
 """
 
-from .budget import WindowedBudget, budget_residual, windowed_budget
-from .closure_fit import ClosureFit, fit_closure, log_shift_invariance, renormalizability
-from .data import RegressionData, load_digits_data, power_law_teacher
-from .direct import DirectSolution, solve_direct
-from .exponents import measure_exponent, predicted_exponent, similarity_collapse
-from .frontier import Frontier, resolution_frontier
-from .kato import KatoSolution, kato_vector_field, solve_kato
-from .network_analysis import NetworkAnalysis, analyze_training
-from .ntk import (
-    NTKImplementation,
-    empirical_ntk,
-    from_linen,
-    from_nnx,
-    ntk_flow_derivative,
-    ntk_fn,
-)
 from .operators import (
-    AbstractOperator,
-    CallableOperator,
-    FrozenOperator,
-    InterpolatedOperator,
-    RotatingPowerLaw,
-    banded_generator,
+    AbstractOperator as AbstractOperator,
+    CallableOperator as CallableOperator,
+    FrozenOperator as FrozenOperator,
+    InterpolatedOperator as InterpolatedOperator,
+    RotatingPowerLaw as RotatingPowerLaw,
+    banded_generator as banded_generator,
 )
-from .plotting import plot_shell_dynamics
-from .projector import projector_budget
-from .renormalized import PowerLawTransport, ShellSolution, closure, solve_shells, transport_flux
-from .scaling import PowerLawFit, fit_power_law
-from .shells import LogShells, ShellBudget, shell_budget
-from .spectral import SpectralState, spectral_state
-from .training import TrainingRecord, gradient_flow, log_times, train_optax
-from .transport import TransportChain, power_law_transport, solve_chain
+from .modes import (
+    DirectSolution as DirectSolution,
+    solve_direct as solve_direct,
+    KatoSolution as KatoSolution,
+    solve_kato as solve_kato,
+    kato_vector_field as kato_vector_field,
+    SpectralState as SpectralState,
+    spectral_state as spectral_state,
+)
+from .shells import (
+    Frontier as Frontier,
+    resolution_frontier as resolution_frontier,
+    LogShells as LogShells,
+    ShellBudget as ShellBudget,
+    shell_budget as shell_budget,
+    plot_shell_dynamics as plot_shell_dynamics,
+    projector_budget as projector_budget,
+    projector_budget_along as projector_budget_along,
+    Crossings as Crossings,
+    SpectralTrack as SpectralTrack,
+    WindowedBudget as WindowedBudget,
+    budget_residual as budget_residual,
+    find_crossings as find_crossings,
+    track_spectrum as track_spectrum,
+    windowed_budget as windowed_budget,
+)
+from .renorm import (
+    ClosureFit as ClosureFit,
+    LogShiftReport as LogShiftReport,
+    RenormalizabilityReport as RenormalizabilityReport,
+    fit_closure as fit_closure,
+    log_shift_invariance as log_shift_invariance,
+    predict_flux as predict_flux,
+    renormalizability as renormalizability,
+    Collapse as Collapse,
+    ExponentMeasurement as ExponentMeasurement,
+    measure_exponent as measure_exponent,
+    predicted_exponent as predicted_exponent,
+    similarity_collapse as similarity_collapse,
+    ChainRun as ChainRun,
+    TransportChain as TransportChain,
+    chain_shell_budget as chain_shell_budget,
+    power_law_transport as power_law_transport,
+    solve_chain as solve_chain,
+    PowerLawFit as PowerLawFit,
+    fit_power_law as fit_power_law,
+    PowerLawTransport as PowerLawTransport,
+    ShellSolution as ShellSolution,
+    closure as closure,
+    solve_shells as solve_shells,
+    transport_flux as transport_flux,
+)
+from .networks import (
+    NetworkAnalysis as NetworkAnalysis,
+    analyze_training as analyze_training,
+    RegressionData as RegressionData,
+    load_digits_data as load_digits_data,
+    power_law_teacher as power_law_teacher,
+    MLP as MLP,
+    RandomFeatures as RandomFeatures,
+    ResidualMLP as ResidualMLP,
+    NTKImplementation as NTKImplementation,
+    empirical_ntk as empirical_ntk,
+    from_linen as from_linen,
+    from_nnx as from_nnx,
+    ntk_flow_derivative as ntk_flow_derivative,
+    ntk_fn as ntk_fn,
+    TrainingRecord as TrainingRecord,
+    gradient_flow as gradient_flow,
+    log_times as log_times,
+    train_optax as train_optax,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # operators and spectral state
     "AbstractOperator",
     "CallableOperator",
     "FrozenOperator",
     "InterpolatedOperator",
     "RotatingPowerLaw",
     "banded_generator",
+    "DirectSolution",
+    "solve_direct",
+    "KatoSolution",
+    "solve_kato",
+    "kato_vector_field",
     "SpectralState",
     "spectral_state",
-    # solvers
-    "DirectSolution",
-    "KatoSolution",
-    "kato_vector_field",
-    "solve_direct",
-    "solve_kato",
-    # shells
     "Frontier",
+    "resolution_frontier",
     "LogShells",
     "ShellBudget",
-    "WindowedBudget",
-    "budget_residual",
+    "shell_budget",
     "plot_shell_dynamics",
     "projector_budget",
-    "resolution_frontier",
-    "shell_budget",
+    "projector_budget_along",
+    "Crossings",
+    "SpectralTrack",
+    "WindowedBudget",
+    "budget_residual",
+    "find_crossings",
+    "track_spectrum",
     "windowed_budget",
-    # renormalized shell model
     "ClosureFit",
-    "PowerLawTransport",
-    "ShellSolution",
-    "TransportChain",
-    "closure",
+    "LogShiftReport",
+    "RenormalizabilityReport",
     "fit_closure",
     "log_shift_invariance",
-    "measure_exponent",
-    "power_law_transport",
-    "predicted_exponent",
+    "predict_flux",
     "renormalizability",
+    "Collapse",
+    "ExponentMeasurement",
+    "measure_exponent",
+    "predicted_exponent",
     "similarity_collapse",
+    "ChainRun",
+    "TransportChain",
+    "chain_shell_budget",
+    "power_law_transport",
     "solve_chain",
+    "PowerLawFit",
+    "fit_power_law",
+    "PowerLawTransport",
+    "ShellSolution",
+    "closure",
     "solve_shells",
     "transport_flux",
-    # networks
-    "NTKImplementation",
     "NetworkAnalysis",
-    "RegressionData",
-    "TrainingRecord",
     "analyze_training",
+    "RegressionData",
+    "load_digits_data",
+    "power_law_teacher",
+    "MLP",
+    "RandomFeatures",
+    "ResidualMLP",
+    "NTKImplementation",
     "empirical_ntk",
     "from_linen",
     "from_nnx",
-    "gradient_flow",
-    "load_digits_data",
-    "log_times",
     "ntk_flow_derivative",
     "ntk_fn",
-    "power_law_teacher",
+    "TrainingRecord",
+    "gradient_flow",
+    "log_times",
     "train_optax",
-    # fits
-    "PowerLawFit",
-    "fit_power_law",
 ]

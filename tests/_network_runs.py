@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from spectral_jax.data import power_law_teacher
-from spectral_jax.models import MLP, RandomFeatures
-from spectral_jax.ntk import from_nnx
-from spectral_jax.training import gradient_flow, log_times
+from spectral_jax.networks.data import power_law_teacher
+from spectral_jax.networks.models import MLP, RandomFeatures
+from spectral_jax.networks.ntk import from_nnx
+from spectral_jax.networks.training import gradient_flow, log_times
 
 # Central-difference probes around T_CENTER (saved in the same run as the log-spaced times).
 T_CENTER = 2.0

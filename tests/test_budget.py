@@ -16,7 +16,7 @@ import pytest
 
 import spectral_jax as sj
 from experiments.shell_budget import BreathingSpectrum
-from spectral_jax.budget import (
+from spectral_jax.shells.windowed import (
     budget_residual,
     find_crossings,
     track_spectrum,

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from spectral_jax.closure_fit import (
+from spectral_jax.renorm.closure_fit import (
     fit_closure,
     log_shift_invariance,
     renormalizability,
     retained_mask,
 )
-from spectral_jax.exponents import continuum_shell_energies
-from spectral_jax.renormalized import closure, solve_shells
-from spectral_jax.transport import chain_shell_budget, power_law_transport, solve_chain
+from spectral_jax.renorm.exponents import continuum_shell_energies
+from spectral_jax.renorm.shell_model import closure, solve_shells
+from spectral_jax.renorm.planted import chain_shell_budget, power_law_transport, solve_chain
 
 PLANTED = dict(v0=1.0, space_exponent=0.5, time_exponent=0.25)
 

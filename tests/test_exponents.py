@@ -6,7 +6,7 @@ import pytest
 from scipy.special import gamma
 
 import spectral_jax as sj
-from spectral_jax.exponents import (
+from spectral_jax.renorm.exponents import (
     continuum_shell_energies,
     lazy_loss,
     lazy_loss_asymptotic,
@@ -17,7 +17,7 @@ from spectral_jax.exponents import (
     sigma,
     similarity_collapse,
 )
-from spectral_jax.renormalized import solve_shells
+from spectral_jax.renorm.shell_model import solve_shells
 
 
 def test_formulas():

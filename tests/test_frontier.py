@@ -3,7 +3,7 @@
 Oracle: for a frozen kernel $E_s(t) = \\sum_{k\\in s}\\varepsilon_k(0)e^{-2\\lambda_k t}$, and a
 shell whose modes sit at its centre loses half its energy at $\\lambda = \\ln 2/(2t)$. With
 modes spread over a shell the frontier is within half a shell of that,
-$|\\ln(2t\\lambda^*/\\ln 2)| \\le \\tfrac12\\ln b$ (proof in `spectral_jax.frontier`).
+$|\\ln(2t\\lambda^*/\\ln 2)| \\le \\tfrac12\\ln b$ (proof in `spectral_jax.shells.frontier`).
 """
 
 import jax.numpy as jnp
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from spectral_jax.budget import windowed_budget
-from spectral_jax.frontier import Frontier, resolution_frontier
+from spectral_jax.shells.windowed import windowed_budget
+from spectral_jax.shells.frontier import Frontier, resolution_frontier
 
 
 def _lazy_energy(shells, lam, eps, ts):
@@ -96,7 +96,7 @@ def test_frozen_operator_zero_flux_and_lazy_frontier(frozen_run):
 
 
 def test_plot_shell_dynamics(frozen_run, tmp_path):
-    from spectral_jax.plotting import plot_shell_dynamics
+    from spectral_jax.shells.plotting import plot_shell_dynamics
 
     shells, _, _, ts, budget = frozen_run
     path = tmp_path / "shells.png"

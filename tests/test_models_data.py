@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from spectral_jax import fit_power_law
-from spectral_jax.data import load_digits_data, power_law_teacher
-from spectral_jax.models import MLP, RandomFeatures, ResidualMLP
-from spectral_jax.ntk import NTKImplementation, empirical_ntk, from_nnx, num_params
+from spectral_jax.networks.data import load_digits_data, power_law_teacher
+from spectral_jax.networks.models import MLP, RandomFeatures, ResidualMLP
+from spectral_jax.networks.ntk import NTKImplementation, empirical_ntk, from_nnx, num_params
 
 F64 = dict(param_dtype=jnp.float64)
 

@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 from _network_runs import mlp_run, random_features_run
 
-from spectral_jax.network_analysis import analyze_training
+from spectral_jax.networks.analysis import analyze_training
 
 
 def _lazy_oracle(record):
@@ -46,7 +46,7 @@ def test_mlp_analysis_is_consistent(mlp_analysis):
     # Feature learning: energy does move between shells, and the kernel moves.
     assert 1e-3 < float(an.flux_to_dissipation) < 10.0
     assert float(an.kernel_change) > 0.1
-    if importlib.util.find_spec("spectral_jax.frontier") is None:
+    if importlib.util.find_spec("spectral_jax.shells.frontier") is None:
         assert an.frontier is None
     else:
         assert an.frontier.shell.shape == record.ts.shape

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from spectral_jax.models import MLP, RandomFeatures, ResidualMLP
-from spectral_jax.ntk import (
+from spectral_jax.networks.models import MLP, RandomFeatures, ResidualMLP
+from spectral_jax.networks.ntk import (
     NTKImplementation,
     empirical_ntk,
     from_linen,

@@ -13,7 +13,7 @@ import pytest
 from test_shells import N, rotating_case
 
 import spectral_jax as sj
-from spectral_jax.projector import projector_budget, projector_budget_along, shell_projectors
+from spectral_jax.shells.projector import projector_budget, projector_budget_along, shell_projectors
 
 
 def _degenerate_operator(seed=3):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from spectral_jax.exponents import (
+from spectral_jax.renorm.exponents import (
     continuum_shell_energies,
     lazy_loss,
     measure_exponent,
@@ -15,7 +15,7 @@ from spectral_jax.exponents import (
     shell_energies,
     shell_ode_exponent,
 )
-from spectral_jax.renormalized import closure, solve_shells, transport_flux
+from spectral_jax.renorm.shell_model import closure, solve_shells, transport_flux
 
 
 def test_no_closure_is_exact_exponential_decay():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from spectral_jax.spectral import (
+from spectral_jax.modes.spectral_state import (
     align_frame,
     degenerate_mask,
     eigh_descending,

@@ -9,9 +9,9 @@ from _network_runs import FD_STEPS, T_CENTER, mlp_run, random_features_run, teac
 from flax import nnx
 
 import spectral_jax as sj
-from spectral_jax.models import MLP
-from spectral_jax.ntk import from_nnx
-from spectral_jax.training import gradient_flow, log_steps, log_times, train_optax
+from spectral_jax.networks.models import MLP
+from spectral_jax.networks.ntk import from_nnx
+from spectral_jax.networks.training import gradient_flow, log_steps, log_times, train_optax
 
 
 def _index(ts, t):

@@ -7,14 +7,14 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._integrate import (
+from .._integrate import (
     default_controller,
     integrate,
     solver_stats,
     uses_initial_step_guess,
 )
-from ._validation import check_state
-from .operators import AbstractOperator
+from .._checks import check_state
+from ..operators.core import AbstractOperator
 
 __all__ = ["DirectSolution", "solve_direct"]
 

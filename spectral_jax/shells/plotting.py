@@ -59,9 +59,9 @@ def plot_shell_dynamics(
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    from .budget import WindowedBudget
-    from .frontier import resolution_frontier
-    from .shells import ShellBudget
+    from ..shells.windowed import WindowedBudget
+    from ..shells.frontier import resolution_frontier
+    from ..shells.grid import ShellBudget
 
     ts = _as_numpy(ts)
     flux_t = None

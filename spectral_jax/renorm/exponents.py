@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .renormalized import solve_shells
-from .scaling import fit_power_law
-from .shells import LogShells
+from ..renorm.shell_model import solve_shells
+from ..renorm.power_law_fit import fit_power_law
+from ..shells.grid import LogShells
 
 __all__ = [
     "Collapse",

@@ -17,7 +17,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._validation import as_concrete, check_matrix_values, check_square
+from .._checks import as_concrete, check_matrix_values, check_square
 
 __all__ = [
     "AbstractOperator",

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._validation import as_concrete
+from .._checks import as_concrete
 
 __all__ = [
     "LogShells",

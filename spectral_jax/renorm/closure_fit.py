@@ -26,14 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .renormalized import (
+from ..renorm.shell_model import (
     SCHEMES,
     PowerLawTransport,
     closure,
     face_eigenvalues,
     solve_shells,
 )
-from .shells import LogShells
+from ..shells.grid import LogShells
 
 __all__ = [
     "ClosureFit",

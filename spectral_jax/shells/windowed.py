@@ -56,11 +56,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .kato import solve_kato
-from .operators import AbstractOperator
-from .projector import projector_budget_along
-from .shells import LogShells, ShellBudget, flux_from_transfer, shell_budget
-from .spectral import default_degenerate_rtol, spectral_state
+from ..modes.kato import solve_kato
+from ..operators.core import AbstractOperator
+from ..shells.projector import projector_budget_along
+from ..shells.grid import LogShells, ShellBudget, flux_from_transfer, shell_budget
+from ..modes.spectral_state import default_degenerate_rtol, spectral_state
 
 __all__ = [
     "SpectralTrack",

@@ -25,8 +25,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from .ntk import NTKImplementation, _scalar_outputs, empirical_ntk, ntk_flow_derivative
-from .operators import InterpolatedOperator
+from ..networks.ntk import NTKImplementation, _scalar_outputs, empirical_ntk, ntk_flow_derivative
+from ..operators.core import InterpolatedOperator
 
 __all__ = [
     "TrainingRecord",

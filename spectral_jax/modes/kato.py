@@ -30,15 +30,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._integrate import (
+from .._integrate import (
     default_controller,
     integrate,
     solver_stats,
     uses_initial_step_guess,
 )
-from ._validation import check_state
-from .operators import AbstractOperator
-from .spectral import (
+from .._checks import check_state
+from ..operators.core import AbstractOperator
+from ..modes.spectral_state import (
     SpectralState,
     cluster_alignment,
     default_cluster_rtol,

@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .operators import AbstractOperator
-from .shells import LogShells, ShellBudget, antisymmetric_shell_sum, flux_from_transfer
-from .spectral import eigh_descending
+from ..operators.core import AbstractOperator
+from ..shells.grid import LogShells, ShellBudget, antisymmetric_shell_sum, flux_from_transfer
+from ..modes.spectral_state import eigh_descending
 
 __all__ = ["projector_budget", "projector_budget_along", "shell_projectors"]
 

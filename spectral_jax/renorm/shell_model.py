@@ -51,8 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._validation import as_concrete, check_times
-from .shells import LogShells
+from .._checks import as_concrete, check_times
+from ..shells.grid import LogShells
 
 __all__ = [
     "SCHEMES",

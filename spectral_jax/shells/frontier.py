@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .shells import LogShells
+from ..shells.grid import LogShells
 
 __all__ = ["Frontier", "resolution_frontier"]
 

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .kato import KatoSolution, solve_kato
-from .shells import LogShells, ShellBudget, shell_budget
-from .training import TrainingRecord
+from ..modes.kato import KatoSolution, solve_kato
+from ..shells.grid import LogShells, ShellBudget, shell_budget
+from ..networks.training import TrainingRecord
 
 __all__ = ["NetworkAnalysis", "analyze_training", "default_shells", "lazy_test_predictions"]
 
@@ -135,7 +135,7 @@ def analyze_training(
         shells = default_shells(record.eigenvalues, ratio, count)
     budget = shell_budget(shells, kato.eigenvalues, kato.coefficients, kato.generator)
     try:
-        from .frontier import resolution_frontier
+        from ..shells.frontier import resolution_frontier
     except ImportError:
         frontier = None
     else:

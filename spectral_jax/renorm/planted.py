@@ -40,11 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
-from ._validation import check_times
-from .operators import AbstractOperator
-from .renormalized import PowerLawTransport, closure
-from .shells import LogShells, ShellBudget, flux_from_transfer
+from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
+from .._checks import check_times
+from ..operators.core import AbstractOperator
+from ..renorm.shell_model import PowerLawTransport, closure
+from ..shells.grid import LogShells, ShellBudget, flux_from_transfer
 
 __all__ = [
     "ChainRun",
