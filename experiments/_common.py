@@ -11,7 +11,7 @@ import numpy as np
 
 
 def enable_float64() -> None:
-    """Experiments analyse in float64 (DESIGN 5); the library itself never flips this."""
+    """Experiments analyse in float64 (docs/theory.md §5); the library itself never flips this."""
     import jax
 
     jax.config.update("jax_enable_x64", True)

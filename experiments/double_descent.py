@@ -2,7 +2,7 @@
 
 Linear random features $z = Fx/\\sqrt{p}$ (width p) on n noisy samples of the power-law problem
 of `resolution_limits`; $M = ZZ^T/n$. Gradient flow from zero gives, in M's eigenbasis
-(DESIGN 2.7), the predictor $a(t) = Z^T\\Phi\\,\\mathrm{diag}((1-e^{-\\lambda_k t})/(n\\lambda_k))
+(docs/theory.md §2.7), the predictor $a(t) = Z^T\\Phi\\,\\mathrm{diag}((1-e^{-\\lambda_k t})/(n\\lambda_k))
 \\,\\Phi^T y$: the $t\\to\\infty$ (ridgeless) solution puts weight $\\propto 1/\\lambda_k$ on each
 mode, and as $p \\to n$ the smallest $\\lambda_k \\to 0$, so the test error peaks at p = n.
 Early stopping (the frontier has not reached the small-λ shells) or a ridge removes the peak.

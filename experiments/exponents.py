@@ -1,4 +1,4 @@
-"""Loss exponents three ways: formula, renormalized shell ODE, microscopic run (DESIGN 2.6).
+"""Loss exponents three ways: formula, renormalized shell ODE, microscopic run (docs/theory.md §2.6).
 
 For each (α, β) and each transport regime — lazy (no transport), drift (v0 = 1, a = 0.5,
 b = 0) and covariant drift (a = 0.5, b = a − 1) — the exponent p of $L \\propto t^{-p}$:

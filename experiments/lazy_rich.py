@@ -1,4 +1,4 @@
-"""Lazy vs rich: the output scale α switches spectral transport off (DESIGN 2.1, 1.5).
+"""Lazy vs rich: the output scale α switches spectral transport off (docs/theory.md §2.1, 1.5).
 
 One tanh MLP (NTK parameterisation) on a power-law teacher is trained by exact gradient flow
 (diffrax, float64) with $f_\\alpha = \\alpha(f_\\theta - f_{\\theta_0})$ for several α. For each

@@ -1,6 +1,6 @@
 """Renormalizability: fit the transport closure at shell ratio 2, predict ratio 4 (and back).
 
-DESIGN 2.5: "renormalizable" means a closure fitted at one shell ratio predicts the fluxes at
+docs/theory.md §2.5: "renormalizable" means a closure fitted at one shell ratio predicts the fluxes at
 another without refitting. Two systems:
 
 1. The planted `TransportChain` (drift v0 = 1, a = 0.5, b = 0.25 on λ_k = k^{-1}, ε_k = k^{-1.5}):

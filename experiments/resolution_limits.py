@@ -1,4 +1,4 @@
-"""Resolution limits: loss against data size n and width p (DESIGN 2.6).
+"""Resolution limits: loss against data size n and width p (docs/theory.md §2.6).
 
 Microscopic model: linear regression in a power-law feature space, which is kernel gradient
 flow with a kernel of spectrum $\\lambda_k = k^{-\\alpha}$ and a target with energy

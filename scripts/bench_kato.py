@@ -9,7 +9,7 @@ solver's cost. Both are jitted; timings are medians (and minima) over interleave
 warm-up, so that load from other processes hits both alike.
 
 A second table gives accepted steps and right-hand-side evaluations of `solve_kato` and
-`solve_direct` on the rotating power law of DESIGN 2.2 (n = 64, t ∈ [0, 50]).
+`solve_direct` on the rotating power law of docs/theory.md §2.2 (n = 64, t ∈ [0, 50]).
 
     python scripts/bench_kato.py                         # n = 256, 512, 1024; 15 repeats
     python scripts/bench_kato.py --sizes 64 128 --repeats 5 --no-rotating   # smoke run

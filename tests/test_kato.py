@@ -1,6 +1,6 @@
 """The Kato modewise solver against closed forms and independent references.
 
-Oracles: `scipy.linalg.expm` (the rotating power law of DESIGN 2.2), `solve_direct` and
+Oracles: `scipy.linalg.expm` (the rotating power law of docs/theory.md §2.2), `solve_direct` and
 `scipy.integrate.solve_ivp(method="DOP853")` (the ambient flow), exponential decay (frozen
 operator), a Python counter (right-hand-side evaluations).
 
@@ -51,7 +51,7 @@ def _consecutive_overlaps(frames):
 
 
 # ---------------------------------------------------------------------------------------------
-# Closed form: the rotating power law (DESIGN 2.2)
+# Closed form: the rotating power law (docs/theory.md §2.2)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_rotating_generator_frame_and_spectrum(rotating_case):
         atol=1e-15,
     )
     np.testing.assert_allclose(kato.eigenvalue_rates, 0.0, atol=1e-12)
-    # W = −A and Φ = expm(tA) (DESIGN 2.2).
+    # W = −A and Φ = expm(tA) (docs/theory.md §2.2).
     np.testing.assert_allclose(kato.generator, np.broadcast_to(-a, kato.generator.shape), atol=1e-9)
     np.testing.assert_allclose(kato.frames, case["rotations"], atol=1e-9)
     assert kato.degenerate_pairs == []  # smallest relative gap is 4.6e-5 > 1e-6

@@ -1,11 +1,11 @@
-"""The package imports cleanly: public names of DESIGN section 4, no global side effects."""
+"""The package imports cleanly: public names of docs/theory.md §4, no global side effects."""
 
 import subprocess
 import sys
 
 import spectral_jax as sj
 
-DESIGN_NAMES = [
+PUBLIC_NAMES = [
     "CallableOperator",
     "FrozenOperator",
     "RotatingPowerLaw",
@@ -20,7 +20,7 @@ DESIGN_NAMES = [
 
 
 def test_design_public_names_reachable():
-    missing = [name for name in DESIGN_NAMES if not hasattr(sj, name)]
+    missing = [name for name in PUBLIC_NAMES if not hasattr(sj, name)]
     assert missing == []
     assert set(sj.__all__) <= set(dir(sj))
 

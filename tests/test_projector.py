@@ -1,4 +1,4 @@
-"""Gauge-free projector form of the shell budget (DESIGN 2.3).
+"""Gauge-free projector form of the shell budget (docs/theory.md §2.3).
 
 Oracles: central finite differences of the projectors $P_s(t)$ themselves (gauge-free, smooth
 while no eigenvalue crosses an edge: unlike eigenvectors they have a well-defined

@@ -1,4 +1,4 @@
-"""DESIGN 2.6: resolution-limited exponents and double descent at p = n (small configurations)."""
+"""docs/theory.md §2.6: resolution-limited exponents and double descent at p = n (small configurations)."""
 
 import numpy as np
 

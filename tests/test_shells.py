@@ -1,4 +1,4 @@
-"""Logarithmic shells and the modewise shell budget (DESIGN 2.3–2.4).
+"""Logarithmic shells and the modewise shell budget (docs/theory.md §2.3–2.4).
 
 Oracles: explicit loops over modes in NumPy (the definitions, term by term), and the closed
 form $c(t) = e^{-(\\Lambda+A)t}c_0$ of `RotatingPowerLaw`, whose time derivative
@@ -24,7 +24,7 @@ def _random_modes(rng, n, shape=()):
 
 
 def _reference_budget(shells, lam, c, w):
-    """Definitions of DESIGN 2.3–2.4 with explicit loops over modes and shells."""
+    """Definitions of docs/theory.md §2.3–2.4 with explicit loops over modes and shells."""
     lam_ref, b, count = float(shells.lam_ref), float(shells.ratio), shells.count
     num = count + 2
 

@@ -69,7 +69,7 @@ def solve_direct(
     max_steps: int = 100_000,
     throw: bool = True,
 ) -> DirectSolution:
-    """Integrate the function-space gradient flow $\\dot e = -M(t)e$ (DESIGN 2.1).
+    """Integrate the function-space gradient flow $\\dot e = -M(t)e$ (docs/theory.md §2.1).
 
     The reference that `solve_kato` must reproduce. Arguments as in `solve_kato`.
     """

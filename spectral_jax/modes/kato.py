@@ -249,7 +249,7 @@ def solve_kato(
     degeneracy_threshold: float = 1e-6,
     reduce: Callable | None = None,
 ) -> KatoSolution:
-    """Integrate the exact Kato modewise ODE $\\dot c = (W - \\Lambda)c$ (DESIGN 2.2).
+    """Integrate the exact Kato modewise ODE $\\dot c = (W - \\Lambda)c$ (docs/theory.md §2.2).
 
     **Arguments:**
     - `op`: an operator (`CallableOperator`, `FrozenOperator`, ...) giving $M(t)$.

@@ -2,7 +2,7 @@
 
 All functions are pure and vmappable over a leading time axis (use `jax.vmap`).
 
-Conventions (DESIGN 2.2): eigenvalues descending, $G = \\Phi^T \\dot M \\Phi$,
+Conventions (docs/theory.md §2.2): eigenvalues descending, $G = \\Phi^T \\dot M \\Phi$,
 $W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$ for $k \\ne j$, $W_{kk} = 0$,
 $\\dot\\lambda_k = G_{kk}$, $\\dot\\Phi = -\\Phi W$, $\\dot c = (W - \\Lambda) c$.
 """

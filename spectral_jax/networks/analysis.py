@@ -1,4 +1,4 @@
-"""From a recorded training run to its full spectral-shell analysis (DESIGN 2.2–2.4, 2.7)."""
+"""From a recorded training run to its full spectral-shell analysis (docs/theory.md §2.2–2.4, 2.7)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class NetworkAnalysis(eqx.Module):
       (trapezoid over the record's times): how much energy moves between shells per unit
       dissipated. Zero for a frozen kernel.
     - `test_error` (T,): measured test loss $\\|f(x^*) - y^*\\|^2/(2m)$ (None without test data).
-    - `lazy_test_error` (T,): test loss of the frozen-kernel prediction of DESIGN 2.7.
+    - `lazy_test_error` (T,): test loss of the frozen-kernel prediction of docs/theory.md §2.7.
     - `test_error_by_shell` (T, S+2): test loss of the frozen-kernel prediction with only shells
       0..s learned (cumulative in s; the last column equals `lazy_test_error`); shell
       membership from the eigenvalues at $t_0$. `test_error_gain_by_shell` (T, S+2): its
@@ -70,7 +70,7 @@ def default_shells(eigenvalues: Float[Array, "T n"], ratio: float = 2.0, count=N
 
 
 def lazy_test_predictions(record: TrainingRecord):
-    """Frozen-kernel test predictions split by mode (DESIGN 2.7), kernel frozen at $t_0$.
+    """Frozen-kernel test predictions split by mode (docs/theory.md §2.7), kernel frozen at $t_0$.
 
     $f_t(x^*) = f_0(x^*) - K(x^*, X)\\,\\Phi\\,\\mathrm{diag}\\big((1 - e^{-\\lambda_k t})/(n
     \\lambda_k)\\big)\\,\\Phi^T e(0)$.
@@ -115,7 +115,7 @@ def analyze_training(
     Modes: `solve_kato` on `record.operator()` from the network's initial residual; shells:
     `shells` (default `default_shells(record.eigenvalues, ratio, count)`); budgets via
     `shell_budget`; frontier via `spectral_jax.frontier.resolution_frontier` when available;
-    test error by shell as in DESIGN 2.7.
+    test error by shell as in docs/theory.md §2.7.
 
     **Arguments:** `record` (a `TrainingRecord`, float64 for meaningful Kato denominators);
     `shells`; `ratio`, `count` for the default shells; `rtol`, `atol` for `solve_kato`;

@@ -1,6 +1,6 @@
 """Data sets with controlled spectra: a power-law Gaussian teacher, and sklearn's digits.
 
-The teacher (DESIGN 2.6): inputs $x \\sim \\mathcal N(0, \\Sigma)$ with covariance eigenvalues
+The teacher (docs/theory.md §2.6): inputs $x \\sim \\mathcal N(0, \\Sigma)$ with covariance eigenvalues
 $\\lambda_k = k^{-\\alpha_s}$, k = 1..d, and a linear teacher $y = w^* \\cdot x$ whose weights
 $w^*_k \\propto \\pm k^{(\\alpha_s - \\beta)/2}$ put target energy $\\mathbb E[(w^*_k x_k)^2]
 \\propto k^{-\\beta}$ in covariance mode k. For a linear (dot-product) kernel the covariance

@@ -1,4 +1,4 @@
-"""Scalar-output flax nnx networks in NTK parameterisation (DESIGN 2.1).
+"""Scalar-output flax nnx networks in NTK parameterisation (docs/theory.md §2.1).
 
 Every dense layer computes $y = \\frac{\\sigma_w}{\\sqrt{d_\\text{in}}}\\, a W + \\sigma_b\\, b$
 with $W_{ij}, b_j \\sim \\mathcal N(0, 1)$ (Jacot, Gabriel & Hongler, "Neural tangent kernel",

@@ -1,6 +1,6 @@
 """Empirical neural tangent kernels of scalar-output networks, and their exact time derivative.
 
-Convention (DESIGN 2.1): for a network `apply_fn(params, x)` mapping a batch `x` of shape
+Convention (docs/theory.md §2.1): for a network `apply_fn(params, x)` mapping a batch `x` of shape
 (n, ...) to outputs (n,), the Jacobian is $J = \\partial f_\\theta(X)/\\partial\\theta$ (n × P) and
 
 $$K(X_1, X_2) = J(X_1)\\,J(X_2)^T.$$
@@ -311,7 +311,7 @@ def ntk_fn(
 
 def flow_velocity(apply_fn, params, x, residual, *, alpha=1.0):
     """$\\dot\\theta = -J^T e/(n\\alpha)$: gradient flow of $\\|\\alpha(f_\\theta - f_{\\theta_0})
-    - y\\|^2/(2n\\alpha^2)$ with residual `e` (n,) (DESIGN 2.1; α = 1 gives $-J^T e/n$)."""
+    - y\\|^2/(2n\\alpha^2)$ with residual `e` (n,) (docs/theory.md §2.1; α = 1 gives $-J^T e/n$)."""
     n = x.shape[0]
     out, vjp = jax.vjp(lambda p: _scalar_outputs(apply_fn(p, x), n, "flow_velocity"), params)
     (grad,) = vjp(jnp.asarray(residual, out.dtype))

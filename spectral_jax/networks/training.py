@@ -1,6 +1,6 @@
 """Training runs recorded for spectral analysis: gradient flow (diffrax) and optax optimisers.
 
-Conventions (DESIGN 2.1): the trained function is $f_\\alpha = \\alpha (f_\\theta -
+Conventions (docs/theory.md §2.1): the trained function is $f_\\alpha = \\alpha (f_\\theta -
 f_{\\theta_0})$ with loss $L = \\|f_\\alpha(X) - y\\|^2/(2n\\alpha^2)$, residual
 $e = f_\\alpha(X) - y$, so that $\\dot e = -M e$ with $M = K_\\theta(X, X)/n$ for every α while
 θ moves O(1/α). Time is learning rate × steps.

@@ -121,7 +121,7 @@ class FrozenOperator(AbstractOperator):
 class RotatingPowerLaw(AbstractOperator):
     """$M(t) = R(t)\\,\\mathrm{diag}(\\lambda)\\,R(t)^T$ with $R(t) = \\exp(tA)$, $A = -A^T$.
 
-    The closed-form check case of DESIGN 2.2: the Kato frame is $\\Phi = R$, the generator is
+    The closed-form check case of docs/theory.md §2.2: the Kato frame is $\\Phi = R$, the generator is
     $W = -A$ and $c(t) = \\exp(-(\\Lambda + A)t)\\,c(0)$ (see `exact_coefficients`).
 
     **Arguments:**

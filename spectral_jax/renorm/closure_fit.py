@@ -2,10 +2,10 @@
 
 Everything here takes plain arrays, so it applies to any run (a Kato run on an operator, a
 `TransportChain`, a recorded network): times `ts` (T,), shell energies `energy` (T, S+2),
-boundary fluxes `flux` (T, S+1) in the convention of DESIGN 2.4 and the shell centres (S+2,)
+boundary fluxes `flux` (T, S+1) in the convention of docs/theory.md §2.4 and the shell centres (S+2,)
 (or a `LogShells`).
 
-The fit (DESIGN 2.5). For fixed exponents (a, b) the closure flux is linear in $(v_0, D_0)$:
+The fit (docs/theory.md §2.5). For fixed exponents (a, b) the closure flux is linear in $(v_0, D_0)$:
 $\\Pi = v_0\\,q_{a,b}(E, t) + D_0\\,p_{a,b}(E, t)$ (for the upwind scheme, within each sign
 branch of $v_0$). So $(v_0, D_0)$ are profiled out by weighted linear least squares, and the
 profile loss over (a, b) — smooth and two-dimensional — is minimised by `optax.lbfgs` from the
@@ -298,7 +298,7 @@ def fit_closure(
     **Arguments:**
     - `ts` (T,) > 0, `energy` (T, S+2), `flux` (T, S+1): the measured run.
     - `shells`: a `LogShells` or the (S+2,) centres (a geometric sequence).
-    - `kind`: `"drift"` ($D_0 = 0$) or `"drift+diffusion"` (one (a, b) for both, DESIGN 2.5).
+    - `kind`: `"drift"` ($D_0 = 0$) or `"drift+diffusion"` (one (a, b) for both, docs/theory.md §2.5).
     - `scheme`: face reconstruction (`"upwind"`, `"central"`, `"geometric"`; see
       `spectral_jax.renormalized`). The fitted $v_0$ is tied to the scheme: on a profile
       $\\varepsilon \\propto e^{-\\sigma u}$ upwind reads it low by

@@ -1,4 +1,4 @@
-"""Scaling exponents of the loss: formula, renormalized shell ODE, microscopic run (DESIGN 2.6).
+"""Scaling exponents of the loss: formula, renormalized shell ODE, microscopic run (docs/theory.md §2.6).
 
 Initial spectrum $\\lambda_k = \\lambda_\\max k^{-\\alpha}$, energies
 $\\varepsilon_k \\propto k^{-\\beta}$ (β > 1): energy per log-shell $\\propto \\lambda^\\sigma$,

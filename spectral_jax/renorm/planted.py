@@ -4,7 +4,7 @@ Why it works. Take fixed eigenvalues $\\lambda_1 > \\dots > \\lambda_n$ and eige
 by $R(t) = \\exp(H(t)A_0)$, $H(t) = \\int_0^t h$, with $A_0$ antisymmetric and *tridiagonal*
 (nearest-neighbour couplings $A_{0,k,k+1} = w_k$) and $h(t) = (t/t_\\text{ref})^b$. Then
 $M(t) = R\\Lambda R^T$ has the Kato frame $\\Phi = R$ and generator $W = -h(t)A_0$ exactly
-(DESIGN 2.2, with a scalar time modulation that commutes with itself), and the modewise ODE is
+(docs/theory.md §2.2, with a scalar time modulation that commutes with itself), and the modewise ODE is
 
 $$\\dot c_k = -\\lambda_k c_k - h\\,(w_k c_{k+1} - w_{k-1} c_{k-1}).$$
 
@@ -20,7 +20,7 @@ $v\\,\\varepsilon_u$ with $v = 2hw_k/\\delta u_k$. Choosing
 $$w_k = \\frac{v(\\lambda_f)}{2\\,\\delta u_k},\\quad \\lambda_f = \\sqrt{\\lambda_k\\lambda_{k+1}},
 \\quad v(\\lambda) = -v_0 (\\lambda/\\lambda_\\text{ref})^a$$
 
-plants the drift closure $(v_0, a, b, D_0 = 0)$ of DESIGN 2.5 exactly at the level of the
+plants the drift closure $(v_0, a, b, D_0 = 0)$ of docs/theory.md §2.5 exactly at the level of the
 continuum equation. What it does *not* plant: a random-sign profile gives fluxes of random sign
 (no net drift), and where the profile is steep on the scale of one mode (the top few modes,
 the dissipative front) the chain is discrete and dispersive, not a continuum drift.

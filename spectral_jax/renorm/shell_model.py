@@ -1,6 +1,6 @@
 """The renormalized shell model: S + 2 shell energies closed by power-law spectral transport.
 
-DESIGN 2.5. In the log-spectral coordinate $u = \\ln(\\lambda_\\text{ref}/\\lambda)$ the energy
+docs/theory.md §2.5. In the log-spectral coordinate $u = \\ln(\\lambda_\\text{ref}/\\lambda)$ the energy
 density obeys
 
 $$\\partial_t\\varepsilon = -2\\lambda\\varepsilon - \\partial_u F,\\qquad
@@ -11,7 +11,7 @@ D = D_0 (\\lambda/\\lambda_\\text{ref})^a (t/t_\\text{ref})^b.$$
 
 On log shells of ratio $r$ (width $\\Delta u = \\ln r$; the shell *ratio* is called `ratio`
 here and never `b`, which is the closure's *time exponent*) the boundary flux
-$\\Pi_{s|s+1}$ is $F$ at the face between shells s and s+1, in the convention of DESIGN 2.4
+$\\Pi_{s|s+1}$ is $F$ at the face between shells s and s+1, in the convention of docs/theory.md §2.4
 (net flux from shells ≤ s into shells > s), so $v_0 > 0$ (transport toward large λ) gives
 $\\Pi < 0$. The shell ODE is
 
@@ -21,7 +21,7 @@ Face values: the face between shells s and s+1 sits at $\\lambda_f = \\sqrt{\\la
 \\lambda_{s+1}}$ (a shell edge); the density there is reconstructed from $E_s/\\Delta u$ and
 $E_{s+1}/\\Delta u$ by the scheme:
 
-- `"upwind"` (DESIGN's default): the shell the drift comes from. First order: on a
+- `"upwind"` (the default): the shell the drift comes from. First order: on a
   profile $\\varepsilon \\propto e^{-\\sigma u}$ it is off by $(1-e^{-\\sigma\\Delta u})/
   (\\sigma\\Delta u)$ (0.85 at σ = 0.5, ratio 2), a constant factor absorbed into $v_0$.
 - `"central"`: the mean of the two shells; off by $\\sinh(\\sigma\\Delta u)/(\\sigma\\Delta u)$

@@ -1,4 +1,4 @@
-"""Logarithmic spectral shells and the modewise shell energy budget (DESIGN 2.3–2.4).
+"""Logarithmic spectral shells and the modewise shell energy budget (docs/theory.md §2.3–2.4).
 
 Shell 0 holds $\\lambda > \\lambda_\\text{ref}$; shell s (1 ≤ s ≤ S) holds
 $\\lambda_\\text{ref} b^{-s} < \\lambda \\le \\lambda_\\text{ref} b^{-(s-1)}$; shell S+1 (the tail)
@@ -107,7 +107,7 @@ class LogShells(eqx.Module):
         """Continuous shell coordinate $x = \\tfrac12 + \\ln(\\lambda_\\text{ref}/\\lambda)/\\ln b$.
 
         The centre of shell s sits at x = s and its edges at x = s ± 1/2 (so x is the
-        log-spectral coordinate $u/\\ln b + 1/2$ of DESIGN 2.5). Inverse: `eigenvalue_at`.
+        log-spectral coordinate $u/\\ln b + 1/2$ of docs/theory.md §2.5). Inverse: `eigenvalue_at`.
         """
         lam_ref = self.lam_ref.astype(eigenvalues.dtype)
         ratio = self.ratio.astype(eigenvalues.dtype)
@@ -209,7 +209,7 @@ def shell_budget(
 ) -> ShellBudget:
     """Modewise shell budget from (eigenvalues, coefficients, Kato generator W).
 
-    Mode energy $\\varepsilon_k = c_k^2$, $T_{kj} = 2W_{kj}c_kc_j$ (DESIGN 2.3). Any number of
+    Mode energy $\\varepsilon_k = c_k^2$, $T_{kj} = 2W_{kj}c_kc_j$ (docs/theory.md §2.3). Any number of
     leading (time, sweep) axes are vmapped; the function is jit-compiled once per shape.
 
     **Arguments:**

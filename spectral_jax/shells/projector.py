@@ -1,4 +1,4 @@
-"""Gauge-free shell budget: spectral projectors instead of individual modes (DESIGN 2.3).
+"""Gauge-free shell budget: spectral projectors instead of individual modes (docs/theory.md §2.3).
 
 With $P_s$ the spectral projector of $M$ onto shell s,
 

@@ -1,7 +1,7 @@
 """Shell energy budget over time windows, with eigenvalues migrating across shell edges.
 
 While no eigenvalue crosses a shell edge, $dE_s/dt = -D_s + \\Pi_{s-1|s} - \\Pi_{s|s+1}$
-(DESIGN 2.4). When the eigenvalue of a mode crosses an edge at time $\\tau$, the mode's energy
+(docs/theory.md §2.4). When the eigenvalue of a mode crosses an edge at time $\\tau$, the mode's energy
 $\\varepsilon(\\tau)$ moves with it from one shell to the next ("migration"). Over a window
 $[t_i, t_{i+1}]$ the budget is therefore
 
@@ -359,7 +359,7 @@ def budget_residual(budget: WindowedBudget, *, relative: bool = True) -> Float[A
     """Residual of the windowed budget over a whole run, per window and shell.
 
     $E_s(t_{i+1}) - E_s(t_i) - [\\int(-D_s + \\text{in} - \\text{out})dt + \\text{migration}]$,
-    divided by the total energy at $t_0$ when `relative` (the scale of DESIGN's acceptance
+    divided by the total energy at $t_0$ when `relative` (the scale of the acceptance
     numbers). Its sum over windows is the residual of the budget over the whole run.
     """
     res = budget.residual
