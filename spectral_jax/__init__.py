@@ -21,6 +21,7 @@ from .operators import (
     banded_generator as banded_generator,
 )
 from .modes import (
+    Clusters as Clusters,
     DirectSolution as DirectSolution,
     solve_direct as solve_direct,
     KatoSolution as KatoSolution,
@@ -96,6 +97,7 @@ from .networks import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Clusters",
     "AbstractOperator",
     "CallableOperator",
     "FrozenOperator",

@@ -1,5 +1,8 @@
 """Modes: the instantaneous eigenbasis of M(t), the exact Kato modewise solver and its reference."""
 
+from .clusters import (
+    Clusters as Clusters,
+)
 from .direct import (
     DirectSolution as DirectSolution,
     solve_direct as solve_direct,
