@@ -1,13 +1,66 @@
-"""Shared plumbing for experiment modules: presets, result files, float64 switch."""
+"""Shared plumbing for experiment modules: presets, the float64 switch, publishing outputs.
+
+An experiment module defines `NAME`, a `Config` (a frozen dataclass subclassing
+`ExperimentConfig`, with `quick()` and `full()` presets) and `run(config, out_dir) -> dict`.
+It computes its result, draws its figure in memory, and ends with
+`return publish(out_dir, NAME, result, figure)`: the figure is written first and the result
+JSON last, both atomically, so a result file on disk always comes with its figure, and an
+experiment that raises before `publish` leaves nothing behind.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import enum
 import pathlib
-from typing import Any
+from typing import Self
 
-import numpy as np
+from ._io import save_figure, to_jsonable, write_json, write_result
+
+__all__ = [
+    "ExperimentConfig",
+    "Preset",
+    "enable_float64",
+    "publish",
+    "save_figure",
+    "to_jsonable",
+    "write_json",
+    "write_result",
+]
+
+
+class Preset(enum.StrEnum):
+    """Size of a run: `QUICK` (minutes on a laptop CPU) or `FULL` (the README's numbers)."""
+
+    QUICK = "quick"
+    FULL = "full"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Base of every experiment's configuration (subclass it as a frozen dataclass).
+
+    `quick()` is the default configuration; subclasses override `full()` with the large one.
+    """
+
+    @classmethod
+    def quick(cls) -> Self:
+        return cls()
+
+    @classmethod
+    def full(cls) -> Self:
+        raise NotImplementedError(f"{cls.__qualname__} defines no `full` preset")
+
+    @classmethod
+    def from_preset(cls, preset: Preset | str) -> Self:
+        """The configuration of `preset` (a `Preset` or its name)."""
+        try:
+            preset = Preset(preset)
+        except ValueError:
+            raise ValueError(
+                f"preset must be one of {[p.value for p in Preset]}, got {preset!r}"
+            ) from None
+        return cls.quick() if preset is Preset.QUICK else cls.full()
 
 
 def enable_float64() -> None:
@@ -17,27 +70,13 @@ def enable_float64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return np.asarray(value).tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
+def publish(out_dir: pathlib.Path, name: str, result: dict, figure=None) -> dict:
+    """Write `<name>.png` (if `figure` is given) then `<name>.json`, atomically; return `result`.
 
-
-def write_result(out_dir: pathlib.Path, name: str, result: dict) -> pathlib.Path:
-    """Write `out_dir/name.json` atomically (a crash never leaves a half-written file)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_jsonable(result), indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    The result file is written last: its presence marks a finished experiment.
+    """
+    out_dir = pathlib.Path(out_dir)
+    if figure is not None:
+        save_figure(figure, out_dir / f"{name}.png")
+    write_result(out_dir, name, result)
+    return result

@@ -2,9 +2,10 @@
 
 Linear random features $z = Fx/\\sqrt{p}$ (width p) on n noisy samples of the power-law problem
 of `resolution_limits`; $M = ZZ^T/n$. Gradient flow from zero gives, in M's eigenbasis
-(docs/theory.md §2.7), the predictor $a(t) = Z^T\\Phi\\,\\mathrm{diag}((1-e^{-\\lambda_k t})/(n\\lambda_k))
-\\,\\Phi^T y$: the $t\\to\\infty$ (ridgeless) solution puts weight $\\propto 1/\\lambda_k$ on each
-mode, and as $p \\to n$ the smallest $\\lambda_k \\to 0$, so the test error peaks at p = n.
+(docs/theory.md §2.7), the predictor
+$a(t) = Z^T\\Phi\\,\\mathrm{diag}((1-e^{-\\lambda_k t})/(n\\lambda_k))\\,\\Phi^T y$:
+the $t\\to\\infty$ (ridgeless) solution puts weight $\\propto 1/\\lambda_k$ on each mode, and
+as $p \\to n$ the smallest $\\lambda_k \\to 0$, so the test error peaks at p = n.
 Early stopping (the frontier has not reached the small-λ shells) or a ridge removes the peak.
 """
 
@@ -18,14 +19,15 @@ import numpy as np
 
 import spectral_jax as sj
 
-from ._common import write_result
+from ._common import ExperimentConfig, publish
+from ._figures import claim_title, new_figure, sci
 from .resolution_limits import power_law_problem, test_loss
 
 NAME = "double_descent"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(ExperimentConfig):
     alpha: float = 1.5
     beta: float = 2.0
     dimension: int = 1024
@@ -38,9 +40,12 @@ class Config:
     seed: int = 0
     shell_count: int = 12  # shells of ratio 4 below λ_ref = 10, for the solution-weight panel
 
-    @classmethod
-    def quick(cls) -> Config:
-        return cls()
+    def __post_init__(self):
+        if self.n not in self.widths:
+            raise ValueError(
+                f"Config.widths must contain the interpolation threshold n={self.n}, "
+                f"got {self.widths}"
+            )
 
     @classmethod
     def full(cls) -> Config:
@@ -79,7 +84,6 @@ def shell_weights(z, y, shells) -> np.ndarray:
 
 
 def run(config: Config, out_dir: pathlib.Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
     lam_pop, theta = power_law_problem(config)
     rng = np.random.default_rng(config.seed)
     methods = {
@@ -110,7 +114,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
             if s == 0 and p in shell_widths:
                 weights[p] = shell_weights(z, y, shells)
     peak = {m: int(config.widths[int(np.argmax(np.median(v, axis=1)))]) for m, v in losses.items()}
-    at_n = config.widths.index(config.n) if config.n in config.widths else None
+    at_n = config.widths.index(config.n)
     ridgeless = np.median(losses["ridgeless"], axis=1)
     result = {
         "config": config,
@@ -120,53 +124,58 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "solution_norm_median": np.median(norms, axis=1),
         "peak_width": peak,
         "peak_over_far_ratio": float(ridgeless.max() / ridgeless[-1]),
-        "ridgeless_loss_at_p_equals_n": None if at_n is None else float(ridgeless[at_n]),
+        "ridgeless_loss_at_p_equals_n": float(ridgeless[at_n]),
         "shell_centers": np.asarray(shells.centers),
         "ridgeless_norm_by_shell": {str(p): w for p, w in sorted(weights.items())},
     }
-    _figure(config, losses, smallest, shells, weights, out_dir / f"{NAME}.png")
-    write_result(out_dir, NAME, result)
+    figure = _figure(config, losses, smallest, shells, weights, result)
     print(
         f"[{NAME}] n={config.n}: ridgeless test loss peaks at p={peak['ridgeless']} "
         f"({result['peak_over_far_ratio']:.1f}× the p={config.widths[-1]} value); peaks with "
         f"early stopping / ridge at p={list(peak.values())[1:]}"
     )
-    return result
+    return publish(out_dir, NAME, result, figure)
 
 
-def _figure(config, losses, smallest, shells, weights, path):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+def _figure(config, losses, smallest, shells, weights, result):
     widths = np.asarray(config.widths)
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.2))
-    for name, values in losses.items():
-        ax.plot(widths, np.median(values, axis=1), marker="o", ms=3, label=name)
-    ax.axvline(config.n, color="k", lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("width p")
-    ax.set_ylabel("test loss (median over seeds)")
-    ax.set_title(f"double descent at p = n = {config.n}")
-    ax.legend(fontsize=8)
-    bx.plot(widths, np.median(smallest, axis=1), marker="o", ms=3)
-    bx.axvline(config.n, color="k", lw=0.6, ls=":")
-    bx.set_xscale("log")
-    bx.set_yscale("log")
-    bx.set_xlabel("width p")
-    bx.set_ylabel(r"smallest non-zero eigenvalue of $M$")
-    bx.set_title("the spectrum reaches zero at p = n")
+    fig, axes = new_figure([["loss", "loss"], ["eig", "shell"]], panel=(5.5, 4.2))
+    ax, bx, cx = axes["loss"], axes["eig"], axes["shell"]
+    for i, (name, values) in enumerate(losses.items()):
+        low, mid, high = np.percentile(values, [25, 50, 75], axis=1)
+        ax.plot(widths, mid, marker="o", ms=3, color=f"C{i}", label=name)
+        ax.fill_between(widths, low, high, color=f"C{i}", alpha=0.15, lw=0)
+    ax.set_ylabel("test loss (median, quartiles)")
+    ax.set_title(f"test loss against width, n = {config.n} samples")
+    ax.legend(loc="upper right")
+    low, mid, high = np.percentile(smallest, [25, 50, 75], axis=1)
+    bx.plot(widths, mid, marker="o", ms=3)
+    bx.fill_between(widths, low, high, color="C0", alpha=0.15, lw=0)
+    bx.set_ylabel(r"smallest non-zero $\lambda_k$ of $M$")
+    bx.set_title(r"the spectrum reaches zero at $p = n$")
+    for axis in (ax, bx):
+        axis.axvline(config.n, color="k", lw=0.8, ls=":")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(r"width $p$")
     centers = np.asarray(shells.centers)
     for p, w in sorted(weights.items()):
         cx.plot(centers, np.where(w > 0, w, np.nan), marker="o", ms=3, label=f"p = {p}")
     cx.set_xscale("log")
     cx.set_yscale("log")
     cx.set_xlabel(r"shell centre $\lambda_s$ of $M$")
-    cx.set_ylabel(r"ridgeless $\|a\|^2$ carried by the shell")
-    cx.set_title(r"weight $\propto 1/\lambda$ piles into the bottom shells at p = n")
-    cx.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    cx.set_ylabel(r"ridgeless $\|a\|^2$ in the shell")
+    cx.set_title(r"weight $\propto 1/\lambda$ piles into the bottom shells")
+    cx.legend(loc="upper right")
+    early = np.median(losses[f"early stop t={config.early_stop_time:g}"], axis=1)
+    at_n = config.widths.index(config.n)
+    claim_title(
+        fig,
+        f"Ridgeless loss peaks at p = n = {config.n}, "
+        f"{sci(result['peak_over_far_ratio'], 3)}× its p = {config.widths[-1]} value; "
+        f"early stopping removes the peak",
+        f"smallest eigenvalue of M at p = n: {sci(float(np.median(smallest[at_n])))}; "
+        f"loss at p = n: ridgeless {sci(result['ridgeless_loss_at_p_equals_n'])}, "
+        f"early stop t = {config.early_stop_time:g}: {sci(float(early[at_n]))}",
+    )
+    return fig

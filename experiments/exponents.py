@@ -1,4 +1,4 @@
-"""Loss exponents three ways: formula, renormalized shell ODE, microscopic run (docs/theory.md §2.6).
+"""Loss exponents three ways: formula, shell ODE, microscopic run (docs/theory.md §2.6).
 
 For each (α, β) and each transport regime — lazy (no transport), drift (v0 = 1, a = 0.5,
 b = 0) and covariant drift (a = 0.5, b = a − 1) — the exponent p of $L \\propto t^{-p}$:
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ._common import enable_float64, write_result
+from ._common import ExperimentConfig, enable_float64, publish
 
 NAME = "exponents"
 
@@ -37,8 +37,7 @@ REGIMES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    preset: str = "quick"
+class Config(ExperimentConfig):
     pairs: tuple[tuple[float, float], ...] = ((2.0, 2.0), (2.0, 3.0), (3.0, 2.5))
     regimes: tuple[str, ...] = ("lazy", "drift", "covariant")
     num_modes: int = 4000
@@ -54,12 +53,8 @@ class Config:
     t_cap: float = 1e5
 
     @classmethod
-    def quick(cls) -> Config:
-        return cls()
-
-    @classmethod
     def full(cls) -> Config:
-        return cls(preset="full", num_modes=40000, decades=2.5, num_times=61, t_cap=1e6)
+        return cls(num_modes=40000, decades=2.5, num_times=61, t_cap=1e6)
 
 
 def _window(alpha, regime, config, v0):
@@ -81,9 +76,9 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     import jax.numpy as jnp
 
     import spectral_jax as sj
-    from spectral_jax import exponents as ex
-    from spectral_jax.renorm.shell_model import closure, solve_shells
-    from spectral_jax.renorm.planted import power_law_transport, solve_chain
+    from spectral_jax.renorm import ClosureKind, closure, power_law_transport, solve_chain
+    from spectral_jax.renorm import exponents as ex
+    from spectral_jax.renorm.shell_model import solve_shells
 
     start = time.time()
     n = config.num_modes
@@ -105,7 +100,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         ts = np.geomspace(max(t_lo / 100, 1e-3), t_hi, config.num_times)
         if ab is None:
             micro_loss = ex.lazy_loss(lam, eps, ts)
-            c = closure("none")
+            c = closure(ClosureKind.NONE)
         else:
             chain = power_law_transport(n, alpha=alpha, v0=v0, space_exponent=a,
                                         time_exponent=b)
@@ -113,7 +108,7 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
                                jnp.asarray(np.concatenate([[t0], ts])), rtol=1e-7,
                                atol=1e-12)
             micro_loss = np.asarray(run_.loss)[1:]
-            c = closure("drift", v0=v0, space_exponent=a, time_exponent=b)
+            c = closure(ClosureKind.DRIFT, v0=v0, space_exponent=a, time_exponent=b)
         micro = ex.measure_exponent(ts, micro_loss, t_lo, t_hi)
         ode_ts = np.concatenate([[max(t0, 1e-8)], ts]) if b < 0 else np.concatenate([[0.0], ts])
         ode = solve_shells(c, shells, jnp.asarray(e0_shells), jnp.asarray(ode_ts),
@@ -172,24 +167,27 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         },
         "seconds": time.time() - start,
     }
-    write_result(out_dir, NAME, result)
-    _figure(out_dir / f"{NAME}.png", rows, curves, lazy_collapse, drift_collapse, config)
+    figure = _figure(rows, curves, lazy_collapse, drift_collapse, result)
     print(f"[{NAME}] (alpha, beta) regime    | formula | shell ODE late | shell ODE window | micro")
     for r in rows:
         print(
             f"[{NAME}] ({r['alpha']:g}, {r['beta']:g}) {r['regime']:<10}| {r['formula']:7.3f} | "
             f"{r['ode_late_window']:14.3f} | {r['ode_same_window']:16.3f} | {r['micro']:.3f}"
         )
-    return result
+    return publish(out_dir, NAME, result, figure)
 
 
-def _figure(path, rows, curves, lazy_collapse, drift_collapse, config):
-    import matplotlib
+def _figure(rows, curves, lazy_collapse, drift_collapse, result):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    fig = Figure(figsize=(14, 9.5), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    fig.suptitle(
+        "Decay exponents of L(t) three ways agree: |formula − late shell ODE| ≤ "
+        f"{result['max_abs_error_formula_vs_ode_late']:.3f}, |micro − shell ODE| ≤ "
+        f"{result['max_abs_error_micro_vs_ode_same_window']:.3f}",
+        fontsize=13,
+    )
     ax = axes[0]
     f = np.array([r["formula"] for r in rows])
     for key, marker, label in (("ode_late_window", "o", "shell ODE (late window)"),
@@ -198,30 +196,31 @@ def _figure(path, rows, curves, lazy_collapse, drift_collapse, config):
         ax.scatter(f, [r[key] for r in rows], marker=marker, label=label)
     lim = [0, 1.05 * max(f.max(), max(r["micro"] for r in rows))]
     ax.plot(lim, lim, "k:", lw=1)
-    ax.set_xlabel("formula σ·max(1,(1+b)/a)")
-    ax.set_ylabel("measured exponent")
-    ax.legend(fontsize=8)
+    micro_err = np.array([[r["micro"] - r["micro_ci"][0], r["micro_ci"][1] - r["micro"]]
+                          for r in rows]).T
+    ax.errorbar(f, [r["micro"] for r in rows], yerr=micro_err, fmt="none", ecolor="0.5")
+    ax.set_xlabel(r"formula $\sigma\,\max(1, (1+b)/a)$")
+    ax.set_ylabel(r"measured decay exponent $p$, $L \propto t^{-p}$ (95% CI)")
+    ax.legend(fontsize=9)
     ax.set_title("loss exponents, three ways")
     ax = axes[1]
     for (alpha, beta, regime), (ts, micro, ode, _) in curves.items():
         line, = ax.loglog(ts, micro, label=f"α={alpha:g} β={beta:g} {regime}")
         ax.loglog(ts, ode, ":", color=line.get_color())
-    ax.set_xlabel("t")
-    ax.set_ylabel("L(t)  (solid: micro, dotted: shell ODE)")
-    ax.legend(fontsize=6)
+    ax.set_xlabel("$t$")
+    ax.set_ylabel("$L(t)$ (solid: microscopic, dotted: shell ODE)")
+    ax.legend(fontsize=7, ncol=2)
     ax = axes[2]
     for j in range(lazy_collapse.x.shape[1]):
         ax.semilogx(lazy_collapse.x[:, j], lazy_collapse.y[:, j], lw=1)
-    ax.set_xlabel("λ_s t")
-    ax.set_ylabel("E_s(t) / E_s(0)")
+    ax.set_xlabel(r"$\lambda_s t$")
+    ax.set_ylabel(r"$E_s(t) / E_s(0)$")
     ax.set_title(f"lazy collapse (micro), spread {lazy_collapse.spread:.3f}")
     ax = axes[3]
     if drift_collapse is not None:
         for j in range(drift_collapse.x.shape[1]):
             ax.semilogx(drift_collapse.x[:, j], drift_collapse.y[:, j], lw=1)
         ax.set_title(f"drift collapse (shell ODE), spread {drift_collapse.spread:.3f}")
-    ax.set_xlabel("λ_s^a t^{1+b}")
-    ax.set_ylabel("E_s(t) / E_s(0)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.set_xlabel(r"$\lambda_s^a\, t^{1+b}$")
+    ax.set_ylabel(r"$E_s(t) / E_s(0)$")
+    return fig

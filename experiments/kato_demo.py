@@ -3,7 +3,8 @@
 A rotating power-law operator $M(t) = R(t)\\Lambda R(t)^T$, $R = \\exp(tA)$ with a banded random
 generator: `solve_kato` gives the modal coefficients in the continuous frame, compared with the
 closed form $c(t) = \\exp(-(\\Lambda + A)t)c(0)$ and with `solve_direct` ($\\Phi c$ vs $e$).
-Figure: mode energies $|c_k(t)|^2$ against t.
+Figure: mode energies $|c_k(t)|^2$ (closed form as lines, Kato as markers) and the relative
+errors against t.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import time
 
 import numpy as np
 
-from ._common import enable_float64, write_result
+from ._common import ExperimentConfig, enable_float64, publish
+from ._figures import claim_title, new_figure, sci
 
 NAME = "kato_demo"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(ExperimentConfig):
     n: int = 64
     spectral_exponent: float = 1.5  # λ_k = k^-α
     bandwidth: int = 3
@@ -30,10 +32,6 @@ class Config:
     rtol: float = 1e-10
     atol: float = 1e-12
     seed: int = 0
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls()
 
     @classmethod
     def full(cls) -> Config:
@@ -64,13 +62,11 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     # At t=0 the frame is R(0) = I with positive diagonal, so c(0) = e0.
     exact = jax.vmap(lambda t: op.exact_coefficients(t, e0))(ts)
     scale = jnp.linalg.norm(exact, axis=1)
-    err_closed = float(jnp.max(jnp.linalg.norm(kato.coefficients - exact, axis=1) / scale))
-    err_direct = float(
-        jnp.max(
-            jnp.linalg.norm(kato.residuals - direct.residuals, axis=1)
-            / jnp.linalg.norm(direct.residuals, axis=1)
-        )
+    err_closed_t = jnp.linalg.norm(kato.coefficients - exact, axis=1) / scale
+    err_direct_t = jnp.linalg.norm(kato.residuals - direct.residuals, axis=1) / jnp.linalg.norm(
+        direct.residuals, axis=1
     )
+    err_closed, err_direct = float(jnp.max(err_closed_t)), float(jnp.max(err_direct_t))
     err_generator = float(jnp.max(jnp.abs(kato.generator + a[None])))
     result = {
         "config": config,
@@ -83,35 +79,53 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "direct_seconds_including_compile": direct_seconds,
         "final_loss": float(kato.loss[-1]),
     }
-    figure_path = out_dir / f"{NAME}.png"
-    _figure(np.asarray(ts), np.asarray(kato.energies), np.asarray(exact) ** 2, figure_path)
-    write_result(out_dir, NAME, result)
+    figure = _figure(
+        config, np.asarray(ts), np.asarray(kato.energies), np.asarray(exact) ** 2,
+        np.asarray(err_closed_t), np.asarray(err_direct_t), result,
+    )
     print(
         f"[{NAME}] n={n}: |Kato - closed form| = {err_closed:.2e}, |Kato - direct| = "
         f"{err_direct:.2e}, |W + A| = {err_generator:.2e}; {kato.stats['num_accepted_steps']} "
         f"steps, {kato.stats['rhs_evaluations']} RHS evaluations"
     )
-    return result
+    return publish(out_dir, NAME, result, figure)
 
 
-def _figure(ts, energies, exact_energies, path):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+def _figure(config, ts, energies, exact_energies, err_closed, err_direct, result):
     n = energies.shape[1]
-    modes = sorted({0, 1, 3, 7, 15, 31, n // 2, n - 1} & set(range(n)))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = plt.cm.viridis(np.linspace(0, 1, len(modes)))
+    fig, (ax, bx) = new_figure(ncols=2, panel=(6.0, 4.5))
+    modes = sorted({0, 1, 7, n // 2 - 1, n - 1} & set(range(n)))
+    colors = ["C0", "C1", "C2", "C3", "C4"]
+    every = max(1, len(ts) // 25)  # markers sparse enough to see the line through them
     for color, k in zip(colors, modes):
-        ax.plot(ts, energies[:, k], color=color, lw=1.6, label=f"k={k + 1}")
-        ax.plot(ts, exact_energies[:, k], color="k", lw=0.6, ls=":")
+        ax.plot(ts, exact_energies[:, k], color=color, lw=1.2, label=rf"$k={k + 1}$")
+        ax.plot(ts[::every], energies[::every, k], ls="", marker="o", ms=4, mfc="none",
+                mec=color)
+    ax.plot([], [], "k-", lw=1.2, label="closed form")
+    ax.plot([], [], "ko", ms=4, mfc="none", label="Kato ODE")
     ax.set_yscale("log")
-    ax.set_xlabel("t")
-    ax.set_ylabel(r"$|c_k(t)|^2$")
-    ax.set_title("Kato modewise ODE (colour) vs closed form (dotted)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_xlabel(r"$t$")
+    ax.set_ylabel(r"mode energy $|c_k(t)|^2$")
+    ax.set_title(r"$c(t) = e^{-(\Lambda + A)t}c(0)$ (lines) vs Kato (markers)")
+    ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+
+    def positive(err):  # the exact zero at t = 0 has no place on a log axis
+        return np.where(err > 0, err, np.nan)
+
+    bx.plot(ts, positive(err_closed), label=r"vs closed form, $\|c - c_*\|/\|c_*\|$")
+    bx.plot(ts, positive(err_direct), ls="--", label=r"vs direct solver, $\|\Phi c - e\|/\|e\|$")
+    bx.axhline(config.rtol, color="gray", lw=0.8, ls=":", label=f"solver rtol = {config.rtol:g}")
+    bx.set_yscale("log")
+    bx.set_xlabel(r"$t$")
+    bx.set_ylabel("relative error")
+    bx.set_title("relative error of the Kato solution")
+    bx.legend(loc="lower right")
+    claim_title(
+        fig,
+        f"Kato matches the closed form to {sci(result['max_relative_error_vs_closed_form'])} "
+        f"and the direct solver to {sci(result['max_relative_error_vs_direct'])}",
+        rf"rotating power law $\lambda_k = k^{{-{config.spectral_exponent:g}}}$, "
+        rf"$n = {n}$, $t \leq {config.t_max:g}$"
+        f"; generator: max |W + A| = {sci(result['max_abs_error_generator_vs_minus_A'])}",
+    )
+    return fig

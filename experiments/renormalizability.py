@@ -1,14 +1,18 @@
 """Renormalizability: fit the transport closure at shell ratio 2, predict ratio 4 (and back).
 
-docs/theory.md §2.5: "renormalizable" means a closure fitted at one shell ratio predicts the fluxes at
-another without refitting. Two systems:
+docs/theory.md §2.5: "renormalizable" means a closure fitted at one shell ratio predicts the
+fluxes at another without refitting. Three parts:
 
 1. The planted `TransportChain` (drift v0 = 1, a = 0.5, b = 0.25 on λ_k = k^{-1}, ε_k = k^{-1.5}):
    planted-parameter recovery at ratios 2 and 4, and the 2 → 4 / 4 → 2 flux and energy
-   prediction errors, for each face reconstruction scheme (upwind / central / geometric).
-   Fitted points: interior boundaries whose shells hold ≥ 3 modes and still ≥ 50% of their
-   initial energy (`retained_mask`).
-2. Real networks (MLP and residual MLP, small output scale α: feature learning) trained by
+   prediction errors, for each face `Reconstruction` (upwind / central / geometric /
+   exponential). Fitted points: interior boundaries whose shells hold ≥ 3 modes and still
+   ≥ 50% of their initial energy (`retained_mask`).
+2. The calibration (`renormalizability_null`): the 2 → 4 error of chains with the same spectrum
+   whose velocity is an exact power law (three planted laws) or not (a broken power law, a
+   bump), with the exponential reconstruction. Every report carries the threshold, its verdict
+   and these null numbers.
+3. Real networks (MLP and residual MLP, small output scale α: feature learning) trained by
    exact gradient flow: Kato modes on the recorded operator, shell budgets at ratios 2 and 4
    with the same λ_ref, closure fit at 2 → prediction at 4, and the log-shift spread.
 """
@@ -22,22 +26,21 @@ import traceback
 
 import numpy as np
 
-from ._common import enable_float64, write_result
+from ._common import ExperimentConfig, enable_float64, publish
 
 NAME = "renormalizability"
 PLANTED = {"v0": 1.0, "space_exponent": 0.5, "time_exponent": 0.25}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    preset: str = "quick"
+class Config(ExperimentConfig):
     num_modes: int = 1024
     alpha: float = 1.0
     beta: float = 1.5
     lam_ref: float = 1.1  # no eigenvalue 1/k on a shell edge at ratio 2 or 4
     t_window: tuple[float, float] = (0.3, 10.0)
     num_times: int = 16
-    schemes: tuple[str, ...] = ("upwind", "central", "geometric")
+    schemes: tuple[str, ...] = ("upwind", "central", "geometric", "exponential")
     num_bootstrap: int = 100
     # Networks.
     networks: tuple[str, ...] = ("MLP", "ResidualMLP")
@@ -51,12 +54,8 @@ class Config:
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> Config:
-        return cls()
-
-    @classmethod
     def full(cls) -> Config:
-        return cls(preset="full", num_modes=4096, num_times=24, n_train=64, width=128,
+        return cls(num_modes=4096, num_times=24, n_train=64, width=128,
                    net_times=40, num_bootstrap=200)
 
 
@@ -64,16 +63,26 @@ def _relative_errors(fit):
     return {k: abs(fit.params[k] / v - 1.0) for k, v in PLANTED.items()}
 
 
-def _family(config):
+def _null(config):
+    import jax.numpy as jnp
+
+    from spectral_jax.renorm import renormalizability_null
+
+    n = config.num_modes
+    lam = np.arange(1, n + 1, dtype=np.float64) ** -config.alpha
+    c0 = np.arange(1, n + 1, dtype=np.float64) ** (-config.beta / 2)
+    ts = np.geomspace(*config.t_window, config.num_times)
+    return renormalizability_null(jnp.asarray(lam), jnp.asarray(c0), ts,
+                                  time_exponent=PLANTED["time_exponent"])
+
+
+def _family(config, null):
     import jax.numpy as jnp
 
     import spectral_jax as sj
-    from spectral_jax.renorm.closure_fit import (
-        fit_closure,
-        log_shift_invariance,
-        renormalizability,
-        retained_mask,
-    )
+    from spectral_jax.renorm import Reconstruction, log_shift_invariance, renormalizability
+    from spectral_jax.renorm.closure_fit import fit_closure, predict_flux
+    from spectral_jax.renorm.fit_data import retained_mask
     from spectral_jax.renorm.planted import power_law_transport, solve_chain
 
     n = config.num_modes
@@ -100,16 +109,15 @@ def _family(config):
         entry = {}
         for src, dst in ((2.0, 4.0), (4.0, 2.0)):
             s, d = data[src], data[dst]
-            fit = fit_closure(ts, s["energy"], s["flux"], s["shells"], scheme=scheme,
-                              mask=s["mask"], num_bootstrap=config.num_bootstrap)
+            fit = fit_closure(ts, s["energy"], s["flux"], s["shells"],
+                              scheme=Reconstruction(scheme), mask=s["mask"],
+                              num_bootstrap=config.num_bootstrap)
             report = renormalizability(fit, ts, d["energy"], d["flux"], d["shells"],
-                                       mask=d["mask"])
+                                       mask=d["mask"], null=null)
             entry[f"fit_at_{src:g}"] = fit.as_dict()
             entry[f"recovery_error_at_{src:g}"] = _relative_errors(fit)
             entry[f"predict_{src:g}_to_{dst:g}"] = report.as_dict()
             if src == 2.0:
-                from spectral_jax.renorm.closure_fit import predict_flux
-
                 plots[scheme] = (predict_flux(fit, ts, d["energy"], d["shells"])[d["mask"]],
                                  d["flux"][d["mask"]])
         out["schemes"][scheme] = entry
@@ -127,14 +135,22 @@ def _family(config):
     return out, plots, spread
 
 
-def _network(name, config):
+def _network(name, config, null):
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
     import spectral_jax as sj
-    from spectral_jax import models
-    from spectral_jax.renorm.closure_fit import fit_closure, log_shift_invariance, renormalizability
+    from spectral_jax import networks as models
+    from spectral_jax.renorm import (
+        ClosureKind,
+        Reconstruction,
+        fit_closure,
+        log_shift_invariance,
+        predict_flux,
+        renormalizability,
+    )
+    from spectral_jax.renorm.fit_data import default_mask
 
     data = sj.power_law_teacher(jax.random.key(config.seed), config.n_train, 8, config.dim,
                                 dtype=jnp.float64)
@@ -167,18 +183,17 @@ def _network(name, config):
         budgets[ratio] = (shells, np.asarray(b.energy)[keep], np.asarray(b.flux)[keep],
                           np.asarray(b.transfer)[keep])
     fits = {}
-    for scheme in ("upwind", "geometric"):
-        for kind in ("drift", "drift+diffusion"):
+    for scheme in (Reconstruction.UPWIND, Reconstruction.EXPONENTIAL):
+        for kind in (ClosureKind.DRIFT, ClosureKind.DRIFT_DIFFUSION):
             shells2, e2, f2, _ = budgets[2.0]
             shells4, e4, f4, _ = budgets[4.0]
             fit = fit_closure(t[keep], e2, f2, shells2, kind=kind, scheme=scheme,
                               num_bootstrap=config.num_bootstrap)
-            rep = renormalizability(fit, t[keep], e4, f4, shells4)
-            fits[f"{kind}/{scheme}"] = {"fit_at_2": fit.as_dict(),
-                                        "predict_2_to_4": rep.as_dict()}
-            if kind == "drift+diffusion" and scheme == "upwind":
-                from spectral_jax.renorm.closure_fit import default_mask, predict_flux
-
+            # The threshold is calibrated on the planted family, not on this spectrum.
+            rep = renormalizability(fit, t[keep], e4, f4, shells4, null=null)
+            fits[f"{kind.value}/{scheme.value}"] = {"fit_at_2": fit.as_dict(),
+                                                    "predict_2_to_4": rep.as_dict()}
+            if kind is ClosureKind.DRIFT_DIFFUSION and scheme is Reconstruction.EXPONENTIAL:
                 mask = default_mask(e4, f4)
                 plots["flux"] = (predict_flux(fit, t[keep], e4, shells4)[mask], f4[mask])
     out["fits"] = fits
@@ -192,27 +207,30 @@ def _network(name, config):
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     enable_float64()
     start = time.time()
-    family, family_plots, spread = _family(config)
+    null = _null(config)
+    family, family_plots, spread = _family(config, null)
     networks, net_plots = {}, {}
     for name in config.networks:
         try:
-            networks[name], net_plots[name] = _network(name, config)
+            networks[name], net_plots[name] = _network(name, config, null)
         except Exception:  # a failed network run is recorded, not dropped
             networks[name] = {"failed": True, "traceback": traceback.format_exc()}
     result = {
         "config": dataclasses.asdict(config),
         "planted": PLANTED,
+        "null": null.as_dict(),
         "family": family,
         "networks": networks,
         "seconds": time.time() - start,
     }
-    write_result(out_dir, NAME, result)
-    _figure(out_dir / f"{NAME}.png", family, family_plots, spread, net_plots)
-    _print_summary(family, networks)
-    return result
+    figure = _figure(null, family, family_plots, spread, net_plots, networks)
+    _print_summary(null, family, networks)
+    return publish(out_dir, NAME, result, figure)
 
 
-def _print_summary(family, networks):
+def _print_summary(null, family, networks):
+    print(f"[{NAME}] null (2->4, exponential): planted {np.round(null.planted_errors, 3)}, "
+          f"non-power-law {np.round(null.non_power_law_errors, 3)}, threshold {null.threshold}")
     for scheme, entry in family["schemes"].items():
         fit = entry["fit_at_2"]
         print(
@@ -237,59 +255,74 @@ def _errors(report: dict) -> str:
     return ", ".join(f"{k}={report[k]:.3g}" for k in keys if isinstance(report[k], float))
 
 
-def _figure(path, family, family_plots, spread, net_plots):
-    import matplotlib
+def _figure(null, family, family_plots, spread, net_plots, networks):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    exp_err = family["schemes"]["exponential"]["predict_2_to_4"]["flux_error"]
+    up_err = family["schemes"]["upwind"]["predict_2_to_4"]["flux_error"]
+    fig = Figure(figsize=(14, 10), layout="constrained")
+    fig.suptitle(
+        f"Renormalizability (fit at ratio 2, predict 4): planted power laws ≤ "
+        f"{max(null.planted_errors):.3f}, non-power laws ≥ {min(null.non_power_law_errors):.2f}"
+        f", threshold {null.threshold:g}\nplanted chain: exponential reconstruction "
+        f"{exp_err:.3f}, upwind {up_err:.3f} (its bias depends on the ratio)",
+        fontsize=13,
+    )
+    axes = fig.subplots(2, 2).ravel()
     ax = axes[0]
-    schemes = list(family["schemes"])
-    names = list(PLANTED)
-    width = 0.8 / max(len(schemes), 1)
-    for i, scheme in enumerate(schemes):
-        fit = family["schemes"][scheme]["fit_at_2"]
-        vals = [fit[k] / PLANTED[k] for k in names]
-        errs = [fit[f"{k}_stderr"] / PLANTED[k] for k in names]
-        ax.bar(np.arange(3) + i * width, vals, width, yerr=errs, label=scheme)
-    ax.axhline(1.0, color="k", lw=1)
-    ax.axhspan(0.9, 1.1, color="0.9", zorder=0)
-    ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["v0", "a", "b"])
-    ax.set_ylabel("fitted / planted (ratio 2)")
-    ax.legend(fontsize=8)
-    ax.set_title("planted-parameter recovery")
+    labels, values, colors = [], [], []
+    for v, e in zip(null.planted, null.planted_errors):
+        labels.append(f"power law a={v.space_exponent:g}")
+        values.append(e)
+        colors.append("tab:green")
+    for v, e in zip(null.non_power_laws, null.non_power_law_errors):
+        labels.append(type(v).__name__.replace("Velocity", ""))
+        values.append(e)
+        colors.append("tab:red")
+    for scheme, entry in family["schemes"].items():
+        labels.append(f"planted, {scheme}")
+        values.append(entry["predict_2_to_4"]["flux_error"])
+        colors.append("tab:blue")
+    for name, net in networks.items():
+        for key, entry in net.get("fits", {}).items():
+            labels.append(f"{name} {key}")
+            values.append(entry["predict_2_to_4"]["flux_error"])
+            colors.append("tab:purple")
+    ax.barh(np.arange(len(values)), values, color=colors)
+    ax.set_yticks(np.arange(len(values)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(null.threshold, color="k", ls="--", lw=1.5, label=f"threshold {null.threshold:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("relative flux error at ratio 4")
+    ax.legend()
+    ax.set_title("null (green: exact power laws, red: not) and measured runs")
     ax = axes[1]
     for scheme, (pred, meas) in family_plots.items():
         err = family["schemes"][scheme]["predict_2_to_4"]["flux_error"]
-        ax.loglog(-meas, -pred, ".", ms=4, label=f"{scheme}: err {err:.3f}")
+        ax.loglog(-meas, -pred, ".", ms=5, label=f"{scheme}: error {err:.3f}")
     lim = ax.get_xlim()
     ax.plot(lim, lim, "k:", lw=1)
-    ax.set_xlabel("measured -Π at ratio 4 (chain)")
+    ax.set_xlabel(r"measured $-\Pi$ at ratio 4 (planted chain)")
     ax.set_ylabel("predicted from the ratio-2 fit")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     ax = axes[2]
     for name, plots in net_plots.items():
         if "flux" in plots:
             pred, meas = plots["flux"]
-            ax.plot(meas, pred, ".", ms=4, label=name)
-    if net_plots:
-        lo = min(min(p["flux"][1].min(), p["flux"][0].min()) for p in net_plots.values()
-                 if "flux" in p)
-        hi = max(max(p["flux"][1].max(), p["flux"][0].max()) for p in net_plots.values()
-                 if "flux" in p)
+            ax.plot(meas, pred, ".", ms=5, label=name)
+    fluxes = [np.concatenate(p["flux"]) for p in net_plots.values() if "flux" in p]
+    if fluxes:
+        lo, hi = min(f.min() for f in fluxes), max(f.max() for f in fluxes)
         ax.plot([lo, hi], [lo, hi], "k:", lw=1)
-    ax.set_xlabel("measured Π at ratio 4 (network)")
-    ax.set_ylabel("predicted (drift+diffusion, upwind, fit at 2)")
-    ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
+    ax.set_xlabel(r"measured $\Pi$ at ratio 4 (network)")
+    ax.set_ylabel("predicted (drift+diffusion, exponential, fit at 2)")
     ax = axes[3]
     for i, tau in enumerate(spread.taus):
         if np.isfinite(spread.spread[i]):
             ax.plot(spread.shells, spread.couplings[i], "o-", ms=3, label=f"τ={tau:.2g}")
-    ax.set_xlabel("shell s")
-    ax.set_ylabel("C_s(τ) = T_{s,s+1}/(λ_s √(E_s E_{s+1}))")
-    ax.set_title(f"log-shift (chain, b=0.25): spread {spread.mean_spread:.2f}")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.set_xlabel("shell $s$")
+    ax.set_ylabel(r"$C_s(\tau) = T_{s,s+1}/(\lambda_s \sqrt{E_s E_{s+1}})$")
+    ax.set_title(f"log-shift (chain, b = 0.25): spread {spread.mean_spread:.2f}")
+    ax.legend(fontsize=7, ncol=2)
+    return fig

@@ -9,7 +9,8 @@ for a linear predictor $w$, $E[(w\\cdot x - y)^2] = \\sum_k \\lambda_k (w_k - \\
 - Data-limited: gradient flow on n samples run to $t\\to\\infty$ (the min-norm interpolant).
 - Width-limited: linear random features $z = Fx/\\sqrt{p}$, trained on the population
   (infinite data), so only the width p limits resolution.
-Three predictions per exponent: the formula ($\\beta - 1$; for kernel regression in n
+Exponents are decay exponents p of loss $\\propto r^{-p}$ (r = n or p), positive for a falling
+loss. Three predictions per exponent: the formula ($\\beta - 1$; for kernel regression in n
 $\\min(\\beta - 1, 2\\alpha)$), the shell picture (energy left in shells beyond the frontier
 $u_\\max = \\alpha\\ln r$, i.e. $\\sum_{k>r} k^{-\\beta}$, fitted), and the microscopic measurement.
 """
@@ -21,13 +22,14 @@ import pathlib
 
 import numpy as np
 
-from ._common import write_result
+from ._common import ExperimentConfig, publish
+from ._figures import claim_title, draw_power_law, new_figure, power_label
 
 NAME = "resolution_limits"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(ExperimentConfig):
     alpha: float = 1.5
     beta: float = 2.0
     dimension: int = 4096  # D ≫ max(n, p): the population spectrum's resolution
@@ -35,9 +37,12 @@ class Config:
     seeds: int = 4
     seed: int = 0
 
-    @classmethod
-    def quick(cls) -> Config:
-        return cls()
+    def __post_init__(self):
+        if len(self.sizes) < 3 or max(self.sizes) >= self.dimension:
+            raise ValueError(
+                f"Config.sizes must hold at least 3 sizes below dimension={self.dimension} "
+                f"(a power-law fit needs 3 points), got {self.sizes}"
+            )
 
     @classmethod
     def full(cls) -> Config:
@@ -74,7 +79,6 @@ def width_limited_loss(p: int, lam, theta, rng) -> float:
 def run(config: Config, out_dir: pathlib.Path) -> dict:
     import spectral_jax as sj
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     lam, theta = power_law_problem(config)
     energy = lam * theta**2
     sizes = np.asarray(config.sizes, dtype=np.float64)
@@ -94,9 +98,9 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "shell_tail": sj.fit_power_law(sizes, tail),
     }
     formula = {
-        "data_size": -min(config.beta - 1, 2 * config.alpha),
-        "width": -(config.beta - 1),
-        "shell_tail": -(config.beta - 1),
+        "data_size": min(config.beta - 1, 2 * config.alpha),
+        "width": config.beta - 1,
+        "shell_tail": config.beta - 1,
     }
     table = [
         {
@@ -116,40 +120,52 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "shell_tail_energy": tail,
         "exponents": table,
     }
-    _figure(sizes, data, width, tail, fits, out_dir / f"{NAME}.png")
-    write_result(out_dir, NAME, result)
+    figure = _figure(sizes, data, width, tail, fits, formula)
     for row in table:
         print(
-            f"[{NAME}] loss ∝ {row['axis']}^p: formula {row['formula']:+.3f}, shell tail "
-            f"{row['shell_tail_fit']:+.3f}, measured {row['measured']:+.3f} "
-            f"[{row['measured_ci95'][0]:+.3f}, {row['measured_ci95'][1]:+.3f}]"
+            f"[{NAME}] loss ∝ {row['axis']}^-p: formula p = {row['formula']:.3f}, shell tail "
+            f"{row['shell_tail_fit']:.3f}, measured {row['measured']:.3f} "
+            f"[{row['measured_ci95'][0]:.3f}, {row['measured_ci95'][1]:.3f}]"
         )
-    return result
+    return publish(out_dir, NAME, result, figure)
 
 
-def _figure(sizes, data, width, tail, fits, path):
-    import matplotlib
+def _figure(sizes, data, width, tail, fits, formula):
+    from matplotlib.ticker import FixedLocator, NullLocator
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    series = ((data, "data size n (p = ∞)", "o"), (width, "width p (n = ∞)", "s"))
-    for values, label, marker in series:
-        ax.errorbar(sizes, values.mean(1), yerr=values.std(1), marker=marker, ls="", label=label)
-    ax.plot(sizes, tail, "k--", lw=1, label=r"shell tail $\sum_{k>r} k^{-\beta}$")
-    for key, fit in fits.items():
-        if key != "shell_tail":
-            ax.plot(sizes, fit(sizes), lw=0.8, color="gray")
+    fig, ax = new_figure()
+    series = (
+        ("data_size", data, r"data size $n$ ($p = \infty$)", "o", "C0"),
+        ("width", width, r"width $p$ ($n = \infty$)", "s", "C1"),
+    )
+    for key, values, label, marker, color in series:
+        fit = fits[key]
+        ax.errorbar(
+            sizes, values.mean(1), yerr=values.std(1), marker=marker, ls="", color=color,
+            label=f"{label}: fit {power_label('r', fit)}",
+        )
+        draw_power_law(ax, fit, sizes, color=color)
+    tail_label = rf"$r^{{-{fits['shell_tail'].exponent:.2f}}}$"
+    tail_sum = r"$\sum_{k>r} k^{-\beta}$"
+    ax.plot(sizes, tail, "k--", lw=1, label=f"shell tail {tail_sum}: {tail_label}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("resolution r (n or p)")
-    ax.set_ylabel("test loss")
-    ax.set_title(
-        f"resolution limits: n exponent {fits['data_size'].exponent:.2f}, "
-        f"p exponent {fits['width'].exponent:.2f}"
+    # One labelled tick per size: log-axis minor labels (3×10¹, 4×10¹, ...) collide.
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.set_xlabel(r"resolution $r$ ($n$ or $p$)")
+    ax.set_ylabel("test loss (mean ± sd over seeds)")
+    ax.legend(loc="lower left")
+    n_fit, p_fit = fits["data_size"], fits["width"]
+    same = formula["data_size"] == formula["width"]
+    predicted = (
+        f"both predicted {formula['width']:g}" if same
+        else f"predicted {formula['data_size']:g} and {formula['width']:g}"
     )
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    claim_title(
+        fig,
+        rf"Loss $\propto$ {power_label('n', n_fit)} and {power_label('p', p_fit)}: {predicted}",
+        r"the energy left beyond the frontier at rank $r$ (the shell tail) sets both",
+    )
+    return fig

@@ -88,3 +88,110 @@ def check_state(op, e0, ts) -> None:
         m = as_concrete(op(np.asarray(t, dtype=op.dtype)))
         if m is not None:
             check_matrix_values(m, f"M(t={t:g})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks inside a solve: traced, once per right-hand-side evaluation.
+
+
+def symmetry_tolerance(dtype) -> float:
+    """Relative asymmetry max|M − Mᵀ| / max|M| accepted inside a solve: √eps of the dtype.
+
+    Looser than round-off on purpose: a Gram matrix J Jᵀ from reduced-precision products
+    (float32 on some accelerators) is asymmetric at ~1e-5 and still a valid operator, while a
+    genuinely non-symmetric M is asymmetric at O(1).
+    """
+    return float(np.sqrt(np.finfo(dtype).eps))
+
+
+def negativity_tolerance(n: int, dtype) -> float:
+    """Relative size λ_min / λ_max below −this that counts as a negative eigenvalue."""
+    return float(100.0 * max(n, 1) * np.finfo(dtype).eps)
+
+
+def operator_is_invalid(matrix, derivative=None, eigenvalues=None):
+    """Traced: True where M(t) (or Ṁ(t)) is non-finite, non-symmetric or negative-definite."""
+    import jax.numpy as jnp
+
+    def asymmetric(x):
+        scale = jnp.max(jnp.abs(x))
+        return jnp.max(jnp.abs(x - x.T)) > symmetry_tolerance(x.dtype) * scale
+
+    bad = ~jnp.all(jnp.isfinite(matrix)) | asymmetric(matrix)
+    if derivative is not None:
+        bad = bad | ~jnp.all(jnp.isfinite(derivative)) | asymmetric(derivative)
+    if eigenvalues is not None:
+        scale = jnp.max(jnp.abs(eigenvalues))
+        tol = negativity_tolerance(eigenvalues.shape[0], eigenvalues.dtype)
+        bad = bad | (jnp.min(eigenvalues) < -tol * scale)
+    return bad
+
+
+def describe_operator(op, t: float, *, with_derivative: bool) -> str | None:
+    """What is wrong with M(t) (and Ṁ(t)), evaluated eagerly; None when nothing is."""
+    t_arr = np.asarray(t, dtype=op.dtype)
+    if with_derivative:
+        m, dm = (np.asarray(x) for x in op.value_and_derivative(t_arr))
+    else:
+        m, dm = np.asarray(op(t_arr)), None
+    for name, x in (("M", m), ("dM/dt", dm)):
+        if x is None:
+            continue
+        if not np.all(np.isfinite(x)):
+            return f"{name}(t={t:.6g}) contains NaN or Inf"
+        scale = float(np.abs(x).max()) if x.size else 0.0
+        asym = float(np.abs(x - x.T).max()) if x.size else 0.0
+        if asym > symmetry_tolerance(x.dtype) * scale:
+            return (
+                f"{name}(t={t:.6g}) is not symmetric: max |A - A^T| = {asym:.3e} "
+                f"(max |A| = {scale:.3e})"
+            )
+    lam = np.linalg.eigvalsh(m.astype(np.float64))
+    scale = float(np.abs(lam).max()) if lam.size else 0.0
+    if lam.size and lam.min() < -negativity_tolerance(m.shape[0], m.dtype) * scale:
+        return f"M(t={t:.6g}) has a negative eigenvalue {lam.min():.3e} (max |λ| = {scale:.3e})"
+    return None
+
+
+def check_operator_type(op) -> None:
+    """The operator argument is an operator object, not a bare array or function."""
+    from .operators import AbstractOperator
+
+    if isinstance(op, AbstractOperator):
+        return
+    if hasattr(op, "shape") and hasattr(op, "dtype"):
+        raise TypeError(
+            "the operator must be an operator object, got a bare array of shape "
+            f"{tuple(op.shape)}: wrap a constant kernel as sj.FrozenOperator(M) or a function of "
+            "time as sj.CallableOperator(fn)"
+        )
+    if callable(op):
+        raise TypeError(
+            "the operator must be an operator object, got a plain callable: wrap it as "
+            "sj.CallableOperator(fn)"
+        )
+    raise TypeError(f"the operator must be an AbstractOperator, got {type(op).__name__}")
+
+
+def check_solver_options(*, rtol=None, atol=None, max_steps=None, dt0=None) -> None:
+    """Tolerances finite and positive, max_steps a positive integer, dt0 finite and positive."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is None:
+            continue
+        concrete = as_concrete(value)
+        if concrete is None:
+            continue
+        if concrete.ndim != 0 or not np.isfinite(concrete) or concrete < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if rtol is not None and atol is not None:
+        r, a = as_concrete(rtol), as_concrete(atol)
+        if r is not None and a is not None and r == 0 and a == 0:
+            raise ValueError("rtol and atol cannot both be 0")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1
+    ):
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    if dt0 is not None:
+        concrete = as_concrete(dt0)
+        if concrete is not None and (not np.isfinite(concrete) or concrete <= 0):
+            raise ValueError(f"dt0 must be a finite number > 0, got {dt0!r}")

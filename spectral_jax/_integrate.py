@@ -105,8 +105,31 @@ def initial_step(vector_field, t0, t1, y0, args, *, error_order, rtol, atol, nor
     return jnp.minimum(jnp.minimum(100.0 * h0, h1), t1 - t0)
 
 
-def integrate(vector_field, y0, ts, args, *, solver, stepsize_controller, dt0, max_steps, throw):
+def integrate(
+    vector_field,
+    y0,
+    ts,
+    args,
+    *,
+    solver,
+    stepsize_controller,
+    dt0,
+    max_steps,
+    throw,
+    save_fn=None,
+    event=None,
+    progress_meter=None,
+):
     """Integrate from ts[0] to ts[-1], saving at every ts (ts of length 1 saves y0).
+
+    The one route into `diffrax.diffeqsolve` for every solver of the package.
+
+    - `save_fn(t, y, args)`: what to keep at each saved time, computed inside the solve
+      (`diffrax.SaveAt(ts=..., fn=...)`), so that large intermediate states never reach memory
+      at every saved time. Default: the state itself.
+    - `event`: a `diffrax.Event` that may end the solve early. With an event, `sol.ts` and
+      `sol.ys` are pairs `(saved at ts, saved at the final time)`, the second one the raw state.
+    - `progress_meter`: any `diffrax.AbstractProgressMeter` (e.g. `diffrax.TqdmProgressMeter()`).
 
     With an adaptive controller and `dt0=None` the first step comes from `initial_step`.
     """
@@ -116,6 +139,12 @@ def integrate(vector_field, y0, ts, args, *, solver, stepsize_controller, dt0, m
         dt0 = initial_step(vector_field, ts[0], ts[-1], y0, args,
                            error_order=_error_order(solver, stepsize_controller),
                            rtol=rtol, atol=atol, norm=norm)
+    at_ts = {"ts": ts} if save_fn is None else {"ts": ts, "fn": save_fn}
+    if event is None:
+        saveat = diffrax.SaveAt(**at_ts)
+    else:
+        saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(**at_ts), diffrax.SubSaveAt(t1=True)])
+    kwargs = {} if progress_meter is None else {"progress_meter": progress_meter}
     return diffrax.diffeqsolve(
         term,
         solver,
@@ -124,10 +153,12 @@ def integrate(vector_field, y0, ts, args, *, solver, stepsize_controller, dt0, m
         dt0=dt0,
         y0=y0,
         args=args,
-        saveat=diffrax.SaveAt(ts=ts),
+        saveat=saveat,
         stepsize_controller=stepsize_controller,
         max_steps=max_steps,
         throw=throw,
+        event=event,
+        **kwargs,
     )
 
 

@@ -12,10 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from spectral_jax.networks.data import power_law_teacher
-from spectral_jax.networks.models import MLP, RandomFeatures
-from spectral_jax.networks.ntk import from_nnx
-from spectral_jax.networks.training import gradient_flow, log_times
+from spectral_jax.networks import (
+    MLP,
+    RandomFeatures,
+    from_nnx,
+    gradient_flow,
+    log_times,
+    power_law_teacher,
+)
 
 # Central-difference probes around T_CENTER (saved in the same run as the log-spaced times).
 T_CENTER = 2.0

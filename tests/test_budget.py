@@ -16,7 +16,8 @@ import pytest
 
 import spectral_jax as sj
 from experiments.shell_budget import BreathingSpectrum
-from spectral_jax.shells.windowed import (
+from spectral_jax.shells import (
+    BudgetForm,
     budget_residual,
     find_crossings,
     track_spectrum,
@@ -89,7 +90,7 @@ def test_windowed_budget_closes_with_migration(case):
 def test_projector_form_closes_too(case):
     op, e0, budget = case
     projector = windowed_budget(
-        SHELLS, op, e0, TS, form="projector", crossings=budget.crossings
+        SHELLS, op, e0, TS, form=BudgetForm.PROJECTOR, crossings=budget.crossings
     )
     assert projector.max_relative_residual <= 1e-5
     total = float(budget.total_energy[0])
@@ -120,7 +121,11 @@ def test_budget_detects_wrong_crossings(case):
 
 def test_input_errors(case):
     op, e0, _ = case
-    with pytest.raises(ValueError, match="form"):
+    with pytest.raises(ValueError, match="form must be a BudgetForm"):
         windowed_budget(SHELLS, op, e0, TS, form="spectral")
+    with pytest.raises(ValueError, match="nodes and subdivisions"):
+        windowed_budget(SHELLS, op, e0, TS, nodes=0)
+    with pytest.raises(ValueError, match="at least 2 times"):
+        windowed_budget(SHELLS, op, e0, TS[:1])
     with pytest.raises(ValueError, match="increasing"):
         windowed_budget(SHELLS, op, e0, TS[::-1])

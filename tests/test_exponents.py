@@ -13,6 +13,7 @@ from spectral_jax.renorm.exponents import (
     measure_exponent,
     power_law_modes,
     predicted_exponent,
+    predicted_resolution_exponents,
     shell_energies,
     sigma,
     similarity_collapse,
@@ -31,6 +32,27 @@ def test_formulas():
         sigma(1.0, 1.0)
     with pytest.raises(ValueError, match="b > -1"):
         predicted_exponent(1.0, 2.0, space_exponent=0.5, time_exponent=-1.0)
+    # Keyword names: α is the spectral exponent, β the target exponent (no `alpha` here).
+    assert predicted_exponent(spectral_exponent=2.0, target_exponent=3.0) == 1.0
+
+
+def test_resolution_exponents():
+    # docs/theory.md §2.6: loss floors n^-(β-1), p^-(β-1); kernel regression n^-min(β-1, 2α).
+    r = predicted_resolution_exponents(1.5, 2.5)
+    assert (r.loss_floor_data, r.loss_floor_width, r.test_loss_data) == (1.5, 1.5, 1.5)
+    r = predicted_resolution_exponents(0.5, 3.0)
+    assert (r.loss_floor_data, r.loss_floor_width, r.test_loss_data) == (2.0, 2.0, 1.0)
+    with pytest.raises(ValueError, match="target_exponent"):
+        predicted_resolution_exponents(1.0, 0.5)
+
+
+def test_one_sign_convention_for_exponents():
+    # Every exponent is a decay exponent: y ∝ x^-p gives p > 0 from each route.
+    ts = np.geomspace(1.0, 1e3, 12)
+    loss = 2.0 * ts**-0.8
+    assert sj.fit_power_law(ts, loss).exponent == pytest.approx(0.8, abs=1e-12)
+    assert measure_exponent(ts, loss, 1.0, 1e3).exponent == pytest.approx(0.8, abs=1e-12)
+    assert predicted_exponent(1.0, 1.8) == pytest.approx(0.8)
 
 
 def test_lazy_loss_matches_gamma_asymptotics():

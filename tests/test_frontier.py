@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from spectral_jax.shells.windowed import windowed_budget
 from spectral_jax.shells.frontier import Frontier, resolution_frontier
+from spectral_jax.shells.windowed import windowed_budget
 
 
 def _lazy_energy(shells, lam, eps, ts):
@@ -100,11 +100,26 @@ def test_plot_shell_dynamics(frozen_run, tmp_path):
 
     shells, _, _, ts, budget = frozen_run
     path = tmp_path / "shells.png"
-    fig = plot_shell_dynamics(ts, budget, shells, path=path)
+    fig = plot_shell_dynamics(ts, budget, shells, path=path, lazy_reference=True,
+                              title="Frozen kernel")
     assert path.exists() and path.stat().st_size > 10_000
-    assert len(fig.axes) == 3  # heat map + colour bar + flux panel
-    fig2 = plot_shell_dynamics(ts, budget.energy, shells, normalize="total")
+    # energy, flux and residual panels, two colour bars
+    assert len(fig.axes) == 5
+    # the claim with its number: the max residual of this very budget
+    title = fig._suptitle.get_text()
+    assert title.startswith("Frozen kernel\nmax budget residual")
+    assert f"{budget.max_relative_residual:.1e}" in title
+    # shell 0 is empty along the run (lam_ref = 1.1 λ_max): omitted and named
+    heat = fig.axes[0]
+    labels = [t.get_text() for t in heat.get_yticklabels()]
+    assert "0" not in labels and labels[0] == "1"
+    assert "omitted: 0" in heat.get_ylabel()
+    legend = [t.get_text() for t in heat.get_legend().get_texts()]
+    assert any("lazy" in x for x in legend)
+    fig2 = plot_shell_dynamics(ts, budget.energy, shells)
     assert len(fig2.axes) == 2  # no flux given: heat map + colour bar
+    assert not any("lazy" in t.get_text() for t in fig2.axes[0].get_legend().get_texts())
+    assert "frontier at" in fig2._suptitle.get_text()
     import matplotlib.pyplot as plt
 
     plt.close(fig)

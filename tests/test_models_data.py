@@ -7,9 +7,17 @@ import pytest
 from flax import nnx
 
 from spectral_jax import fit_power_law
-from spectral_jax.networks.data import load_digits_data, power_law_teacher
-from spectral_jax.networks.models import MLP, RandomFeatures, ResidualMLP
-from spectral_jax.networks.ntk import NTKImplementation, empirical_ntk, from_nnx, num_params
+from spectral_jax.networks import (
+    MLP,
+    NTKImplementation,
+    RandomFeatures,
+    ResidualMLP,
+    empirical_ntk,
+    from_nnx,
+    load_digits_data,
+    num_params,
+    power_law_teacher,
+)
 
 F64 = dict(param_dtype=jnp.float64)
 
@@ -58,24 +66,24 @@ def test_residual_branch_scale_and_random_features_frozen():
 
 
 def test_power_law_teacher_spectra():
-    alpha_s, beta, d = 1.5, 2.5, 16
+    nu, beta, d = 1.5, 2.5, 16
     data = power_law_teacher(
-        jax.random.key(1), 40000, 10, d, input_exponent=alpha_s, target_exponent=beta,
+        jax.random.key(1), 40000, 10, d, input_exponent=nu, target_exponent=beta,
         rotate=True, dtype=jnp.float64,
     )
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
-    # Empirical covariance eigenvalues fall as k^-α_s.
+    # Empirical covariance eigenvalues fall as k^-ν.
     cov = x.T @ x / x.shape[0]
     lam, vec = np.linalg.eigh(cov)
     lam, vec = lam[::-1], vec[:, ::-1]
     k = np.arange(1, d + 1, dtype=np.float64)
     fit = fit_power_law(k, lam)
-    assert abs(fit.exponent + alpha_s) < 0.05
+    assert abs(fit.exponent - nu) < 0.05  # decay exponent: λ_k ∝ k^-ν
     np.testing.assert_allclose(lam, np.asarray(data.eigenvalues), rtol=0.05)
     # Target energy in the (empirical) kernel eigenbasis of the linear kernel falls as k^-β.
     energy = (vec.T @ (x.T @ y) / x.shape[0]) ** 2 / lam  # (φ_k·E[x y])² / λ_k = w_k² λ_k
     fit = fit_power_law(k, energy)
-    assert abs(fit.exponent + beta) < 0.1
+    assert abs(fit.exponent - beta) < 0.1
     assert abs(np.mean(y**2) - 1.0) < 0.05  # normalised teacher
 
 

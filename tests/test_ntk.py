@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from spectral_jax.networks.models import MLP, RandomFeatures, ResidualMLP
-from spectral_jax.networks.ntk import (
+from spectral_jax.networks import (
+    MLP,
     NTKImplementation,
+    RandomFeatures,
+    ResidualMLP,
     empirical_ntk,
     from_linen,
     from_nnx,
@@ -204,20 +206,47 @@ def test_bad_arguments():
     x = _inputs(4, 3, 0)
     with pytest.raises(ValueError, match="chunk_size"):
         empirical_ntk(apply_fn, params, x, chunk_size=0)
-    with pytest.raises(ValueError, match="feature shapes"):
+    with pytest.raises(ValueError, match=r"x1 has \(3,\).*x2 has \(2,\)"):
         empirical_ntk(apply_fn, params, x, _inputs(4, 2, 0))
+    with pytest.raises(ValueError, match="chunk_size"):
+        empirical_ntk(apply_fn, params, x, chunk_size=True)
+    with pytest.raises(ValueError, match="implementation"):
+        empirical_ntk(apply_fn, params, x, implementation=7)
+    with pytest.raises(ValueError, match="x1 must be a non-empty batch"):
+        empirical_ntk(apply_fn, params, x[:0])
     with pytest.raises(ValueError, match="one scalar per input"):
         empirical_ntk(lambda p, x: jnp.ones((x.shape[0], 2)) * p, jnp.ones(()), x)
     with pytest.raises(TypeError, match="nnx.Module"):
         from_nnx(object())
 
 
-def test_ntk_fn_is_jitted_and_matches():
+def test_non_finite_inputs_and_params_are_named():
+    """NaN/Inf used to give a NaN kernel silently; concrete inputs now raise, naming the row."""
+    apply_fn, params = from_nnx(MLP(3, 4, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64))
+    x, impl = _inputs(4, 3, 0), NTKImplementation.NTK_VECTOR_PRODUCTS
+    with pytest.raises(ValueError, match=r"x1 contains NaN or Inf in 1 of its 4 rows.*row 2"):
+        empirical_ntk(apply_fn, params, x.at[2, 1].set(jnp.nan), implementation=impl)
+    with pytest.raises(ValueError, match=r"x2 contains NaN or Inf .*row 0"):
+        empirical_ntk(apply_fn, params, x, x.at[0, 0].set(jnp.inf), implementation=impl)
+    leaves, treedef = jax.tree.flatten(params)
+    leaves[0] = leaves[0].at[0].set(jnp.nan)
+    with pytest.raises(ValueError, match="params contain NaN or Inf"):
+        empirical_ntk(apply_fn, jax.tree.unflatten(treedef, leaves), x, implementation=impl)
+    # Under tracing the values are unknown: no check, the NaN propagates as before.
+    traced = jax.jit(lambda xx: empirical_ntk(apply_fn, params, xx, implementation=impl))
+    assert bool(jnp.isnan(traced(x.at[2, 1].set(jnp.nan))).any())
+
+
+def test_ntk_fn_takes_neural_tangents_order():
+    """`ntk_fn(f)(x1, x2, params)`, as neural-tangents' `empirical_ntk_fn(f)(x1, x2, params)`."""
     apply_fn, params = from_nnx(ResidualMLP(3, 6, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64))
     x1, x2 = _inputs(5, 3, 1), _inputs(3, 3, 2)
     kernel = ntk_fn(apply_fn, implementation=NTKImplementation.STRUCTURED, chunk_size=2)
-    assert _rel(kernel(params, x1), empirical_ntk(apply_fn, params, x1)) <= 1e-12
-    assert _rel(kernel(params, x1, x2), empirical_ntk(apply_fn, params, x1, x2)) <= 1e-12
+    for _ in range(2):  # the second call skips the architecture check and must agree
+        assert _rel(kernel(x1, None, params), empirical_ntk(apply_fn, params, x1)) <= 1e-12
+        assert _rel(kernel(x1, x2, params), empirical_ntk(apply_fn, params, x1, x2)) <= 1e-12
+    with pytest.raises(ValueError, match="x2 contains NaN"):
+        kernel(x1, x2.at[1, 0].set(jnp.nan), params)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -250,6 +279,6 @@ def test_flow_derivative_direction():
     x = _inputs(6, 3, 5)
     e = jnp.asarray(np.random.default_rng(0).normal(size=6))
     m1, dm1 = ntk_flow_derivative(apply_fn, params, x, e)
-    m4, dm4 = ntk_flow_derivative(apply_fn, params, x, 2.0 * e, alpha=4.0)
+    m4, dm4 = ntk_flow_derivative(apply_fn, params, x, 2.0 * e, output_scale=4.0)
     assert _rel(m1, empirical_ntk(apply_fn, params, x) / 6) <= 1e-12
     assert _rel(dm4, 0.5 * dm1) <= 1e-12

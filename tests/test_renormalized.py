@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
+from spectral_jax.renorm import ClosureKind, Reconstruction
+from spectral_jax.renorm.closures import closure, transport_flux
 from spectral_jax.renorm.exponents import (
     continuum_shell_energies,
     lazy_loss,
@@ -15,7 +17,12 @@ from spectral_jax.renorm.exponents import (
     shell_energies,
     shell_ode_exponent,
 )
-from spectral_jax.renorm.shell_model import closure, solve_shells, transport_flux
+from spectral_jax.renorm.faces import net_inflow
+from spectral_jax.renorm.shell_model import solve_shells
+
+UPWIND, CENTRAL = Reconstruction.UPWIND, Reconstruction.CENTRAL
+GEOMETRIC, EXPONENTIAL = Reconstruction.GEOMETRIC, Reconstruction.EXPONENTIAL
+DRIFT = ClosureKind.DRIFT
 
 
 def test_no_closure_is_exact_exponential_decay():
@@ -34,16 +41,25 @@ def test_flux_conventions_and_schemes():
     du = np.log(2.0)
     lam_f = np.sqrt(np.asarray(centers[:-1] * centers[1:]))
     kw = dict(v0=1.0, space_exponent=0.5, time_exponent=0.0, diffusion=0.0)
-    up = transport_flux(energy, centers, 1.0, **kw, scheme="upwind")
+    up = transport_flux(energy, centers, 1.0, **kw, scheme=UPWIND)
     # v0 > 0 carries energy toward large λ: Π (from low shells to high shells) < 0, and the
     # upwind density is that of the shell the drift comes from (s + 1).
     np.testing.assert_allclose(up, -(lam_f**0.5) * np.asarray(energy[1:]) / du, rtol=1e-12)
-    reverse = transport_flux(energy, centers, 1.0, **{**kw, "v0": -1.0}, scheme="upwind")
+    reverse = transport_flux(energy, centers, 1.0, **{**kw, "v0": -1.0}, scheme=UPWIND)
     np.testing.assert_allclose(reverse, lam_f**0.5 * np.asarray(energy[:-1]) / du, rtol=1e-12)
-    central = transport_flux(energy, centers, 1.0, **kw, scheme="central")
+    central = transport_flux(energy, centers, 1.0, **kw, scheme=CENTRAL)
     np.testing.assert_allclose(central, -(lam_f**0.5) * 1.5 * np.asarray(energy[:-1]) / du)
-    geo = transport_flux(energy, centers, 1.0, **kw, scheme="geometric")
+    geo = transport_flux(energy, centers, 1.0, **kw, scheme=GEOMETRIC)
     np.testing.assert_allclose(geo, -(lam_f**0.5) * np.sqrt(2.0) * np.asarray(energy[:-1]) / du)
+    # Exponential: E_s E_{s+1} ln(E_s/E_{s+1})/(E_s - E_{s+1}) = 2 ln 2 E_s here; E/Δu when equal.
+    expo = transport_flux(energy, centers, 1.0, **kw, scheme=EXPONENTIAL)
+    np.testing.assert_allclose(expo, -(lam_f**0.5) * 2 * np.log(2.0) * np.asarray(energy[:-1]) / du,
+                               rtol=1e-12)
+    flat = transport_flux(jnp.full(5, 3.0), centers, 1.0, **kw, scheme=EXPONENTIAL)
+    np.testing.assert_allclose(flat, -(lam_f**0.5) * 3.0 / du, rtol=1e-12)
+    near = transport_flux(jnp.array([1.0, 1.0 + 1e-9, 1.0, 1.0 - 1e-4, 2.0]), centers, 1.0, **kw,
+                          scheme=EXPONENTIAL)
+    assert np.all(np.isfinite(np.asarray(near)))
     # Diffusion runs down the gradient: energy grows with s, so the flux toward s+1 is < 0.
     diff = transport_flux(energy, centers, 1.0, 0.0, 0.0, 0.0, 1.0)
     np.testing.assert_allclose(diff, -np.asarray(energy[1:] - energy[:-1]) / du**2)
@@ -53,22 +69,25 @@ def test_flux_conventions_and_schemes():
     np.testing.assert_allclose(two[1], 2.0 * two[0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("scheme", ["upwind", "central", "geometric"])
+@pytest.mark.parametrize("scheme", [UPWIND, CENTRAL, GEOMETRIC, EXPONENTIAL])
 def test_transport_conserves_energy_without_dissipation(scheme):
     shells = sj.LogShells(1.0, 2.0, 6)
     e0 = jnp.asarray(continuum_shell_energies(shells, 0.5))
-    c = closure("drift+diffusion", v0=1.0, space_exponent=0.5, diffusion=0.2, scheme=scheme)
+    c = closure(ClosureKind.DRIFT_DIFFUSION, v0=1.0, space_exponent=0.5, diffusion=0.2,
+                scheme=scheme)
     ts = jnp.linspace(0.0, 3.0, 7)
     sol = solve_shells(c, shells, e0, ts, rates=jnp.zeros(8), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(sol.total, float(e0.sum()), rtol=1e-8)
     assert float(sol.energy[-1, 0]) > 1.5 * float(e0[0])  # energy moved to large λ
-    if scheme == "upwind":  # central and geometric drift are not positivity preserving
+    if scheme is UPWIND:  # the other schemes are not positivity preserving
         assert float(sol.energy.min()) > -1e-10
 
 
-def test_scheme_bias_on_exponential_profile():
-    # ε(u) ∝ e^{-σu}: the face density is off by the factors quoted in the module docstring.
-    sig, ratio = 0.5, 2.0
+@pytest.mark.parametrize("ratio", [2.0, 4.0])
+def test_scheme_bias_on_exponential_profile(ratio):
+    # ε(u) ∝ e^{-σu}: the face density is off by the factors of `Reconstruction`'s docstring;
+    # they depend on the ratio except for EXPONENTIAL, exact at every ratio.
+    sig = 0.5
     shells = sj.LogShells(1.0, ratio, 6)
     energy = jnp.asarray(continuum_shell_energies(shells, sig))
     du = np.log(ratio)
@@ -76,9 +95,10 @@ def test_scheme_bias_on_exponential_profile():
     u_face = du * np.arange(7)
     exact = -np.exp(-0.5 * u_face) * np.exp(-sig * u_face)  # v ε at the face, v0 = 1, a = 0.5
     factors = {
-        "upwind": (1 - np.exp(-x)) / x,
-        "central": np.sinh(x) / x,
-        "geometric": 2 * np.sinh(x / 2) / x,
+        UPWIND: (1 - np.exp(-x)) / x,
+        CENTRAL: np.sinh(x) / x,
+        GEOMETRIC: 2 * np.sinh(x / 2) / x,
+        EXPONENTIAL: 1.0,
     }
     for scheme, factor in factors.items():
         flux = transport_flux(energy, shells.centers, 1.0, 1.0, 0.5, 0.0, 0.0, scheme=scheme)
@@ -92,7 +112,7 @@ def test_user_callable_and_vmap_over_parameters():
     v0s = jnp.array([0.0, 0.5, 1.0])
 
     def total(v0):
-        c = closure("drift", v0=v0, space_exponent=0.5, dtype=jnp.float64)
+        c = closure(DRIFT, v0=v0, space_exponent=0.5, dtype=jnp.float64)
         return solve_shells(c, shells, e0, ts, solver=diffrax.Tsit5()).total
 
     batched = jax.vmap(total)(v0s)
@@ -105,7 +125,7 @@ def test_user_callable_and_vmap_over_parameters():
 
     np.testing.assert_allclose(
         solve_shells(user, shells, e0, ts, solver=diffrax.Tsit5()).energy,
-        solve_shells(closure("drift", v0=1.0, space_exponent=0.5), shells, e0, ts,
+        solve_shells(closure(DRIFT, v0=1.0, space_exponent=0.5), shells, e0, ts,
                      solver=diffrax.Tsit5()).energy,
         rtol=1e-10,
     )
@@ -113,14 +133,42 @@ def test_user_callable_and_vmap_over_parameters():
 
 def test_bad_input():
     shells = sj.LogShells(1.0, 2.0, 4)
-    with pytest.raises(ValueError, match="e0"):
+    with pytest.raises(ValueError, match="initial_energy"):
         solve_shells(None, shells, jnp.ones(5), jnp.linspace(0.0, 1.0, 3))
     with pytest.raises(ValueError, match="scheme"):
-        closure("drift", scheme="downwind")
+        closure(DRIFT, scheme="downwind")
     with pytest.raises(ValueError, match="kind"):
         closure("advection")
+    with pytest.raises(TypeError, match="scheme"):
+        closure(DRIFT, scheme=None)
+    with pytest.raises(ValueError, match="geometric"):
+        solve_shells(None, jnp.array([8.0, 4.0, 1.0]), jnp.ones(3), jnp.linspace(0.0, 1.0, 3))
     with pytest.raises(ValueError, match="increasing"):
         solve_shells(None, shells, jnp.ones(6), jnp.array([0.0, 2.0, 1.0]))
+
+
+def test_string_options_are_deprecated_but_work():
+    with pytest.warns(DeprecationWarning, match="Reconstruction.CENTRAL"):
+        old = closure(DRIFT, scheme="central")
+    with pytest.warns(DeprecationWarning, match="ClosureKind.DRIFT_DIFFUSION"):
+        kind = closure("drift+diffusion", diffusion=0.3)
+    assert old.scheme is CENTRAL and float(kind.diffusion) == 0.3
+    assert closure(ClosureKind.NONE, v0=2.0, diffusion=1.0).v0 == 0.0
+
+
+def test_rate_is_dissipation_plus_net_inflow():
+    shells = sj.LogShells(1.0, 2.0, 4)
+    e0 = jnp.asarray(continuum_shell_energies(shells, 0.5))
+    ts = jnp.linspace(0.0, 1.0, 3)
+    c = closure(DRIFT, v0=1.0, space_exponent=0.5)
+    sol = solve_shells(c, shells, e0, ts, solver=diffrax.Tsit5())
+    np.testing.assert_allclose(np.asarray(net_inflow(jnp.array([1.0, 2.0]))), [-1.0, -1.0, 2.0])
+    flux = c(sol.energy, shells.centers, sol.ts)
+    np.testing.assert_allclose(sol.flux, flux, rtol=1e-12)
+    rate = -2 * shells.centers[None, :] * sol.energy + net_inflow(flux)
+    np.testing.assert_allclose(sol.rate, rate, rtol=1e-12)
+    np.testing.assert_allclose(sol.loss(10), sol.total / 20)
+    assert bool(sol.succeeded)
 
 
 def test_lazy_shell_ode_reproduces_lazy_loss():
@@ -161,9 +209,9 @@ def test_lazy_shell_ode_reproduces_lazy_loss():
 )
 def test_drift_exponents(a, b, expected, window):
     if a is None:
-        c = closure("none")
+        c = closure(ClosureKind.NONE)
     else:
-        c = closure("drift", v0=1.0, space_exponent=a, time_exponent=b)
+        c = closure(DRIFT, v0=1.0, space_exponent=a, time_exponent=b)
     # One shell count and time grid for all cases (one compilation).
     fit, sol = shell_ode_exponent(0.5, c, t_min=window[0], t_max=window[1], count=80,
                                   t_start=1e-2, t_end=1e8)

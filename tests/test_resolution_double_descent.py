@@ -1,4 +1,7 @@
-"""docs/theory.md §2.6: resolution-limited exponents and double descent at p = n (small configurations)."""
+"""Resolution-limited exponents and double descent at p = n (docs/theory.md §2.6, §2.7).
+
+Small configurations of `experiments/resolution_limits.py` and `experiments/double_descent.py`.
+"""
 
 import numpy as np
 
@@ -11,6 +14,8 @@ def test_data_and_width_exponents_match_formula(tmp_path):
     )
     result = resolution_limits.run(config, tmp_path)
     for row in result["exponents"]:
+        # Decay exponents: loss ∝ r^(-p) with p = β - 1 = 1 > 0.
+        assert row["formula"] == 1.0 and row["measured_ci95"][0] < row["measured"]
         assert abs(row["measured"] - row["formula"]) < 0.15, row
         assert abs(row["shell_tail_fit"] - row["formula"]) < 0.1, row
     assert (tmp_path / "resolution_limits.json").exists()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
+from spectral_jax.shells.budget import _shell_budget, flux_from_transfer
 from spectral_jax.shells.projector import projector_budget_along
-from spectral_jax.shells.grid import _shell_budget, flux_from_transfer
 
 
 def _random_modes(rng, n, shape=()):

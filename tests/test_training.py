@@ -9,9 +9,18 @@ from _network_runs import FD_STEPS, T_CENTER, mlp_run, random_features_run, teac
 from flax import nnx
 
 import spectral_jax as sj
-from spectral_jax.networks.models import MLP
-from spectral_jax.networks.ntk import from_nnx
-from spectral_jax.networks.training import gradient_flow, log_steps, log_times, train_optax
+from spectral_jax.networks import (
+    MLP,
+    NTKImplementation,
+    TrainingConfig,
+    TrainingMethod,
+    from_nnx,
+    gradient_flow,
+    log_steps,
+    log_times,
+    record_trajectory,
+    train_optax,
+)
 
 
 def _index(ts, t):
@@ -24,6 +33,7 @@ def test_record_contents():
     apply_fn, params, record = mlp_run()
     data = teacher_data()
     T, n = record.ts.shape[0], 12
+    assert record.method is TrainingMethod.GRADIENT_FLOW and record.output_scale == 1.0
     assert record.residuals.shape == (T, n)
     assert record.kernels.shape == record.kernel_derivatives.shape == (T, n, n)
     assert record.test_kernels.shape == (T, 8, n) and record.test_predictions.shape == (T, 8)
@@ -137,3 +147,51 @@ def test_helpers_and_errors():
         gradient_flow(apply_fn, params, data.x_train.astype(jnp.float32), data.y_train, [0.0, 1.0])
     with pytest.raises(ValueError, match="x_test"):
         gradient_flow(apply_fn, params, data.x_train, data.y_train, [0.0, 1.0], x_test=data.x_test)
+    with pytest.raises(ValueError, match="at least 2 times"):
+        gradient_flow(apply_fn, params, data.x_train, data.y_train, [0.0])
+    with pytest.raises(ValueError, match="y contains NaN"):
+        gradient_flow(apply_fn, params, data.x_train, data.y_train.at[3].set(jnp.nan), [0.0, 1.0])
+    with pytest.raises(ValueError, match="rtol"):
+        gradient_flow(apply_fn, params, data.x_train, data.y_train, [0.0, 1.0], rtol=float("nan"))
+
+
+def test_training_config_is_typed_and_checked():
+    config = TrainingConfig(output_scale=2, implementation=3, chunk_size=np.int64(4))
+    assert config.output_scale == 2.0 and isinstance(config.output_scale, float)
+    assert config.implementation is NTKImplementation.STRUCTURED and config.chunk_size == 4
+    for bad in (0.0, -1.0, float("nan"), float("inf"), "big"):
+        with pytest.raises(ValueError, match="output_scale"):
+            TrainingConfig(output_scale=bad)
+    with pytest.raises(ValueError, match="implementation"):
+        TrainingConfig(implementation=9)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size"):
+            TrainingConfig(chunk_size=bad)
+
+
+def test_output_scale_config_and_deprecated_alpha_agree():
+    """One recorded path, three ways in: the config, the deprecated alpha=, record_trajectory.
+
+    At α = 4, θ moves 1/4 as far, so dM/dt is 1/4 of that at α = 1 for the same e (t = 0)."""
+    data = teacher_data()
+    apply_fn, params = from_nnx(MLP(4, 6, 1, rngs=nnx.Rngs(2), param_dtype=jnp.float64))
+    ts = np.array([0.0, 0.5, 1.0])
+    args = (apply_fn, params, data.x_train, data.y_train, ts)
+    scaled = gradient_flow(*args, config=TrainingConfig(output_scale=4.0))
+    with pytest.warns(DeprecationWarning, match="alpha"):
+        legacy = gradient_flow(*args, alpha=4.0)
+    assert scaled.output_scale == legacy.output_scale == 4.0
+    np.testing.assert_array_equal(np.asarray(scaled.residuals), np.asarray(legacy.residuals))
+    unit = gradient_flow(*args)
+    np.testing.assert_allclose(
+        np.asarray(scaled.kernel_derivatives[0]), np.asarray(unit.kernel_derivatives[0]) / 4,
+        rtol=1e-12,
+    )
+    again = record_trajectory(
+        apply_fn, params, scaled.params, ts, data.x_train, data.y_train,
+        config=TrainingConfig(output_scale=4.0),
+    )
+    assert again.method is TrainingMethod.CUSTOM
+    np.testing.assert_allclose(np.asarray(again.kernels), np.asarray(scaled.kernels), rtol=1e-13)
+    with pytest.raises(TypeError, match="not both"):
+        gradient_flow(*args, config=TrainingConfig(), alpha=2.0)

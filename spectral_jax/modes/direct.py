@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._checks import (
+    check_operator_type,
+    check_solver_options,
+    check_state,
+    describe_operator,
+    operator_is_invalid,
+)
 from .._integrate import (
     default_controller,
     integrate,
     solver_stats,
     uses_initial_step_guess,
 )
-from .._checks import check_state
 from ..operators.core import AbstractOperator
+from .self_check import OperatorError
 
 __all__ = ["DirectSolution", "solve_direct"]
 
 
 class DirectSolution(eqx.Module):
-    """Result of `solve_direct`: `ts` (T,), `residuals` (T, n), `stats`, `result`."""
+    """Result of `solve_direct`: `ts` (T,), `residuals` (T, n), `stats`, `result`, `error`."""
 
     ts: Float[Array, " T"]
     residuals: Float[Array, "T n"]
     stats: dict
     result: diffrax.RESULTS
+    error: str | None = eqx.field(static=True, default=None)
 
     @property
     def loss(self) -> Float[Array, " T"]:
@@ -34,18 +44,28 @@ class DirectSolution(eqx.Module):
 
     @property
     def succeeded(self) -> bool:
-        return bool(self.result == diffrax.RESULTS.successful)
+        return self.error is None and bool(self.result == diffrax.RESULTS.successful)
 
 
-def _direct_vector_field(t, e, op):
-    return -(op(t) @ e)
+class _DirectState(NamedTuple):
+    residual: Float[Array, " n"]
+    violation: Float[Array, ""]  # time spent with an invalid operator (> 0 ends the solve)
+
+
+def _direct_vector_field(t, state: _DirectState, op):
+    m = op(t)
+    # Finite and symmetric at every evaluation (O(n²)); positivity needs an eigh, which this
+    # reference solver does not pay for: it is checked at the ends of the window only.
+    invalid = operator_is_invalid(m)
+    e_dot = -(jnp.where(invalid, 0.0, m) @ state.residual)
+    return _DirectState(jnp.where(invalid, 0.0, e_dot), invalid.astype(state.violation.dtype))
 
 
 @eqx.filter_jit
-def _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw):
+def _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw, progress_meter):
     return integrate(
         _direct_vector_field,
-        e0,
+        _DirectState(e0, jnp.zeros((), e0.dtype)),
         ts,
         op,
         solver=solver,
@@ -53,6 +73,9 @@ def _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw
         dt0=dt0,
         max_steps=max_steps,
         throw=throw,
+        save_fn=lambda t, y, _: y.residual,
+        event=diffrax.Event(lambda t, y, args, **kwargs: y.violation > 0),
+        progress_meter=progress_meter,
     )
 
 
@@ -68,22 +91,39 @@ def solve_direct(
     dt0: float | None = None,
     max_steps: int = 100_000,
     throw: bool = True,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
 ) -> DirectSolution:
     """Integrate the function-space gradient flow $\\dot e = -M(t)e$ (docs/theory.md §2.1).
 
     The reference that `solve_kato` must reproduce. Arguments as in `solve_kato`.
     """
+    check_operator_type(op)
+    check_solver_options(rtol=rtol, atol=atol, max_steps=max_steps, dt0=dt0)
     check_state(op, e0, ts)
     e0 = jnp.asarray(e0, op.dtype)
     ts = jnp.asarray(ts, op.dtype)
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
         stepsize_controller = default_controller(rtol, atol, dtype=op.dtype)
-    sol = _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw)
+    sol = _solve_direct(
+        op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw, progress_meter
+    )
     guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
+    error = None
+    violation = float(sol.ys[1].violation[-1])
+    if violation > 0:
+        t_end = float(sol.ts[1][-1])
+        problem = describe_operator(op, t_end, with_derivative=False)
+        error = (
+            f"the operator became invalid during the solve, at t ≈ {t_end - violation:.6g} "
+            f"(solve stopped at t = {t_end:.6g}): {problem or 'non-finite or non-symmetric'}"
+        )
+        if throw:
+            raise OperatorError(error)
     return DirectSolution(
-        ts=sol.ts,
-        residuals=sol.ys,
+        ts=sol.ts[0],
+        residuals=sol.ys[0],
         stats=solver_stats(sol, solver, initial_step_guess=guess),
         result=sol.result,
+        error=error,
     )

@@ -1,25 +1,48 @@
 """The exact Kato modewise system $\\dot c = (W - \\Lambda) c$, integrated with diffrax.
 
-State of the integration: the modal coefficients $c$ and the tracked frame $\\Phi$ (whose
-columns carry the mode labels and signs through the run). Each right-hand-side evaluation
-does one `eigh` of $M(t)$, aligns it to the tracked frame (signs in O(n²)), forms
-$G = \\Phi^T \\dot M \\Phi$ (two matmuls) and $\\dot\\Phi = -\\Phi W$ (one matmul).
+**State and invariant.** The integration carries an orthonormal frame $\\Phi$ and coefficients
+$c$ with the invariant $e = \\Phi c$ (docs/theory.md §2.2). For *any* antisymmetric generator
+$A$, the pair
 
-Where eigenvalues cross (labels must be permuted) or come closer than `cluster_rtol`, the
-right-hand side takes a second, O(n³) path: each cluster of close eigenvalues is transported
-as one block (block Kato): the tracked frame is $\\Phi = VQ$ with $V$ the eigenvectors and $Q$
-the rotation inside clusters closest to the tracked frame; the generator has the exact
-inter-cluster entries $Q^T W_V Q$ and none inside a cluster (parallel transport of the
-cluster's eigenspace), and $\\Lambda$ becomes the block $Q^T \\Lambda Q$. This is exact, and it
-removes the stiffness of a nearly degenerate pair, whose $W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$
-would otherwise be huge. Saved outputs are always returned in the eigenbasis.
+    Φ̇ = -Φ A,    ċ = -(ΦᵀMΦ) c + A c
+
+keeps $e = \\Phi c$ an exact solution of $\\dot e = -Me$; the choice of $A$ only decides how
+the frame moves. Each right-hand side takes one `eigh` of $M(t)$, $M = V\\Lambda V^T$, forms
+the overlap $R = V^T\\Phi$ and the Kato generator of the eigenbasis,
+$W_{kj} = (V^T\\dot M V)_{kj}/(\\lambda_k-\\lambda_j)$ between different clusters and 0 inside a
+cluster (parallel transport of the cluster's eigenspace, `Clusters`), and uses
+$A = R^T W R$:
+
+    Φ̇ = -V W R,    ċ = Rᵀ (W - Λ) R c.
+
+Where no cluster exists and $\\Phi$ follows the eigenbasis, $R$ is a signed permutation and this
+is the textbook modewise ODE. Where clusters form, split, change membership or eigenvalues
+cross, $R$ carries the rotation between the tracked frame and the eigenbasis, so nothing has to
+be re-aligned and no branch is taken: the cost per right-hand side is the same for any
+spectrum (one `eigh`, five matrix products, zero modes included) and the result is exact
+whatever the cluster threshold, which only trades the stiffness of $1/(\\lambda_k-\\lambda_j)$
+against how long a pair is treated as a block.
+
+**Saved outputs** are in the eigenbasis, sorted by descending eigenvalue: eigenvector signs
+follow the tracked frame, and inside a cluster the basis is the rotation of the eigenvectors
+closest to the tracked frame (orthogonal Procrustes), which is the parallel-transport gauge.
+They are computed inside the solve at each saved time (`diffrax.SaveAt(fn=...)`).
+
+**Self-check** (`SelfCheck`, on by default): the state also carries an independent integration
+of $\\dot e = -Me$ (one matrix–vector product per right-hand side); a reconstruction $\\Phi c$
+that drifts from it beyond tolerance fails the run.
+
+**Operator checks** at every right-hand side: $M$ and $\\dot M$ finite and symmetric,
+$\\lambda_{\\min} \\ge -$round-off. An invalid operator ends the solve at once (a diffrax event)
+and the error names the time.
 
 Reference: T. Kato, "On the adiabatic theorem of quantum mechanics", J. Phys. Soc. Jpn. 5
-(1950) 435; the parallel-transport gauge $\\phi_k \\cdot \\dot\\phi_k = 0$.
+(1950) 435.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -30,78 +53,214 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .._integrate import (
-    default_controller,
-    integrate,
-    solver_stats,
-    uses_initial_step_guess,
+from .._checks import (
+    check_operator_type,
+    check_solver_options,
+    check_state,
+    describe_operator,
+    operator_is_invalid,
 )
-from .._checks import check_state
-from ..operators.core import AbstractOperator
-from ..modes.spectral_state import (
-    SpectralState,
-    cluster_alignment,
-    default_cluster_rtol,
-    default_degenerate_rtol,
-    degenerate_mask,
-    eigh_descending,
-    kato_generator,
-    spectral_state,
-    track_frame,
-)
+from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
+from ..operators import AbstractOperator
+from .clusters import Clusters, same_cluster
+from .self_check import OperatorError, SelfCheck, SelfCheckError, describe_mismatch
+from .spectral_state import eigh_descending, fix_gauge
 
-__all__ = ["KatoState", "KatoSolution", "kato_vector_field", "solve_kato"]
+__all__ = [
+    "KatoState",
+    "KatoSolution",
+    "PrecisionWarning",
+    "kato_vector_field",
+    "solve_kato",
+]
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _mm(a, b):
+    # Full precision even where float32 products default to reduced precision (accelerators).
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+class PrecisionWarning(UserWarning):
+    """A solve runs in a precision that cannot resolve the spectrum it meets."""
 
 
 class KatoState(NamedTuple):
-    frame: Float[Array, "n n"]  # tracked Φ (columns in tracked order)
-    coefficients: Float[Array, " n"]  # c = Φ^T e
+    frame: Float[Array, "n n"]  # tracked Φ; e = Φ c
+    coefficients: Float[Array, " n"]
+    reference: Float[Array, " n"] | None  # independent e(t) (self-check), None when disabled
+    violation: Float[Array, ""]  # time spent with an invalid operator (> 0 ends the solve)
+
+
+def cluster_generator(
+    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap
+) -> Float[Array, "n n"]:
+    """$W_{kj} = G_{kj}/(\\lambda_k-\\lambda_j)$ between clusters, 0 inside (antisymmetric)."""
+    g = 0.5 * (projected_derivative + projected_derivative.T)
+    inside = same_cluster(eigenvalues, relative_gap)
+    gaps = eigenvalues[:, None] - eigenvalues[None, :]
+    return jnp.where(inside, 0.0, g / jnp.where(inside, 1.0, gaps)).astype(g.dtype)
 
 
 def kato_vector_field(t, state: KatoState, args) -> KatoState:
-    """$(\\dot\\Phi, \\dot c)$ at time t. `args = (op, cluster_rtol)`."""
-    op, cluster_rtol = args
+    """$(\\dot\\Phi, \\dot c, \\dot e_\\text{ref}, \\text{violation})$ at time t.
+
+    `args = (op, relative_gap)`; see the module docstring for the equations.
+    """
+    op, relative_gap = args
+    m, dm = op.value_and_derivative(t)
+    invalid = operator_is_invalid(m, dm)
+    m, dm = (jnp.where(invalid, 0.0, x) for x in (m, dm))  # keep eigh finite; the step is void
+    lam, vec = eigh_descending(m)
+    invalid = invalid | operator_is_invalid(m, None, lam)
+    overlap = _mm(vec.T, state.frame)  # R = VᵀΦ
+    w = cluster_generator(_mm(_mm(vec.T, dm), vec), lam, relative_gap)
+    d = overlap @ state.coefficients  # e in the eigenbasis
+    c_dot = overlap.T @ (w @ d - lam * d)
+    frame_dot = -_mm(_mm(vec, w), overlap)
+    ref_dot = None if state.reference is None else -(m @ state.reference)
+
+    def void(x):  # an invalid operator moves nothing but the violation clock
+        return None if x is None else jnp.where(invalid, jnp.zeros_like(x), x)
+
+    return KatoState(
+        void(frame_dot), void(c_dot), void(ref_dot), invalid.astype(state.violation.dtype)
+    )
+
+
+class _Saved(NamedTuple):
+    eigenvalues: Any
+    coefficients: Any
+    reference_coefficients: Any
+    generator: Any
+    frames: Any
+    residuals: Any
+    reduced: Any
+    reduced_reference: Any
+    eigenvalue_rates: Any
+    order: Any
+    mismatch: Any
+    mismatch_mode: Any
+
+
+def _labels(overlap):
+    """Tracked label of each sorted eigenvector (largest overlap); identity if not a permutation."""
+    n = overlap.shape[0]
+    perm = jnp.argmax(jnp.abs(overlap), axis=1)
+    is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
+    return jnp.where(is_perm, perm, jnp.arange(n))
+
+
+def _gauge_rotation(matched_overlap, inside):
+    """Block rotation Q maximising tr(Qᵀ B), B the overlap restricted to clusters (Procrustes).
+
+    Without clusters this is the sign of each diagonal overlap (O(n²)); with clusters, one SVD.
+    """
+    n = matched_overlap.shape[0]
+    has_cluster = jnp.any(inside & ~jnp.eye(n, dtype=bool))
+
+    def signs(_):
+        s = jnp.where(jnp.diagonal(matched_overlap) < 0, -1.0, 1.0)
+        return jnp.diag(s.astype(matched_overlap.dtype))
+
+    def procrustes(_):
+        u, _, vh = jnp.linalg.svd(jnp.where(inside, matched_overlap, 0.0))
+        return _mm(u, vh)
+
+    return jax.lax.cond(has_cluster, procrustes, signs, None)
+
+
+def _save(t, state: KatoState, args):
+    op, relative_gap, reduce, e0_norm = args
     m, dm = op.value_and_derivative(t)
     lam, vec = eigh_descending(m)
-    c = state.coefficients
-    diag_overlap = jnp.sum(state.frame * vec, axis=0)
-    simple = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(degenerate_mask(lam, cluster_rtol))
+    overlap = _mm(vec.T, state.frame)
+    order = _labels(overlap)
+    inside = same_cluster(lam, relative_gap)
+    q = _gauge_rotation(overlap[:, order], inside)
+    frame = _mm(vec, q)  # output basis: eigenvectors, gauge of the tracked frame
+    g_eigen = _mm(_mm(vec.T, dm), vec)
+    generator = _mm(_mm(q.T, cluster_generator(g_eigen, lam, relative_gap)), q)
+    rates = jnp.einsum("ik,ij,jk->k", q, g_eigen, q, precision=_HIGHEST)
+    residual = state.frame @ state.coefficients
+    coefficients = frame.T @ residual
+    if state.reference is None:
+        reference_coefficients, mismatch, mode = None, jnp.zeros((), lam.dtype), jnp.zeros(())
+    else:
+        reference_coefficients = frame.T @ state.reference
+        mismatch = jnp.linalg.norm(residual - state.reference) / e0_norm
+        mode = jnp.argmax(jnp.abs(coefficients - reference_coefficients))
+    if reduce is None:
+        kept, reduced, reduced_ref = (generator, frame), None, None
+    else:  # only the reduction leaves the solve: no (T, n, n) arrays are stored
+        kept = (None, None)
+        reduced = reduce(lam, coefficients, generator)
+        reduced_ref = None
+        if reference_coefficients is not None:
+            reduced_ref = reduce(lam, reference_coefficients, generator)
+    return _Saved(
+        lam, coefficients, reference_coefficients, *kept, residual, reduced, reduced_ref, rates,
+        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),  # float: see _as_index
+    )
 
-    def modewise(_):
-        # Φ̇ = -Φ W on the fresh eigenbasis, so that the tracked frame does not drift.
-        frame = vec * jnp.where(diag_overlap < 0, -1.0, 1.0).astype(vec.dtype)[None, :]
-        w = kato_generator(frame.T @ dm @ frame, lam, cluster_rtol)
-        return KatoState(-frame @ w, w @ c - lam * c)
 
-    def blockwise(_):
-        lam_p, vec_p, rotation = cluster_alignment(lam, vec, state.frame, cluster_rtol)
-        w_eigen = kato_generator(vec_p.T @ dm @ vec_p, lam_p, cluster_rtol)  # 0 inside clusters
-        w = rotation.T @ w_eigen @ rotation
-        lam_block = rotation.T @ (lam_p[:, None] * rotation)
-        return KatoState(-(vec_p @ rotation) @ w, w @ c - lam_block @ c)
+def _error_norm(error: KatoState):
+    # Each component counts on its own: the coefficients must not be diluted by n² frame entries.
+    leaves = jax.tree_util.tree_leaves(error)
+    return jnp.max(jnp.stack([jnp.sqrt(jnp.mean(x**2)) for x in leaves]))
 
-    return jax.lax.cond(simple, modewise, blockwise, None)
+
+@eqx.filter_jit
+def _solve_kato(
+    op, e0, ts, relative_gap, reduce, solver, stepsize_controller, dt0, max_steps, throw,
+    check_enabled, progress_meter,
+):
+    m0 = op(ts[0])
+    lam0, vec0 = eigh_descending(m0)
+    frame0 = fix_gauge(vec0)
+    state0 = KatoState(
+        frame0,
+        _mm(frame0.T, e0[:, None])[:, 0],
+        e0 if check_enabled else None,
+        jnp.zeros((), e0.dtype),
+    )
+    e0_norm = jnp.maximum(jnp.linalg.norm(e0), jnp.finfo(e0.dtype).tiny)
+    event = diffrax.Event(lambda t, y, args, **kwargs: y.violation > 0)
+    return integrate(
+        kato_vector_field,
+        state0,
+        ts,
+        (op, relative_gap),
+        solver=solver,
+        stepsize_controller=stepsize_controller,
+        dt0=dt0,
+        max_steps=max_steps,
+        throw=throw,
+        save_fn=lambda t, y, _: _save(t, y, (op, relative_gap, reduce, e0_norm)),
+        event=event,
+        progress_meter=progress_meter,
+    )
 
 
 class KatoSolution(eqx.Module):
     """Result of `solve_kato`, at the saved times, modes sorted by descending eigenvalue.
 
-    - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$, eigenvector
-      signs continuous along the run; inside a near-degenerate cluster the eigenvectors take
-      the sign that best follows the transported cluster basis), `generator` (T, n, n) (Kato
-      $W$), `frames` (T, n, n) (the eigenvectors $\\Phi$; `frames @ coefficients` is $e$),
-      `eigenvalue_rates` (T, n) ($\\dot\\lambda$), `order` (T, n) (tracked label of each sorted
-      mode: a change marks a crossing), `relative_gaps` (T, n-1) (adjacent gaps
-      $(\\lambda_k - \\lambda_{k+1})/\\lambda_1$ of the sorted spectrum), `min_gap` /
-      `min_gap_index` (T,) (the smallest of them and its k), `stats` (steps and right-hand-side
-      evaluations, see `_integrate.solver_stats`), `result` (diffrax's result code).
-
-    `residuals` (T, n) is $e(t) = \\Phi(t)c(t)$ in the ambient basis. With `solve_kato(...,
-    reduce=f)`, `reduced` holds `f(eigenvalues, coefficients, generator)` at each saved
-    time (leading axis T) and the (T, n, n) `generator` and `frames` are not kept (None).
-
-    Degeneracies are recorded at the saved times (`degenerate_pairs`); a crossing between two
-    saved times shows up as a change of `order` (`crossings`).
+    - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$ in the saved
+      eigenbasis), `generator` (T, n, n) (Kato $W$; 0 inside clusters), `frames` (T, n, n)
+      (the eigenvectors $\\Phi$, signs continuous along the run, parallel-transport gauge inside
+      clusters; `frames @ coefficients` is $e$), `residuals` (T, n) ($e = \\Phi c$ from the Kato
+      state), `eigenvalue_rates` (T, n) ($\\dot\\lambda$), `order` (T, n) (tracked label of
+      each sorted mode: a change marks a crossing), `relative_gaps` (T, n-1) (adjacent gaps
+      over $\\lambda_1$), `min_gap` / `min_gap_index` (T,).
+    - Self-check: `reference_coefficients` (T, n) (the independent $e(t)$ in the same basis, or
+      None when disabled), `self_check_mismatch` (T,) ($\\|\\Phi c - e\\|/\\|e_0\\|$),
+      `self_check_mode` (T,) (the mode carrying most of it), `self_check_tolerance`.
+    - `reduced` / `reduced_reference`: with `solve_kato(..., reduce=f)`, `f(eigenvalues,
+      coefficients, generator)` at each saved time from the Kato coefficients and from the
+      reference; `generator` and `frames` are then None.
+    - `stats` (steps, right-hand-side evaluations), `result` (diffrax's code), `error` (None or
+      the message of the failure), `succeeded`.
     """
 
     ts: Float[Array, " T"]
@@ -110,14 +269,20 @@ class KatoSolution(eqx.Module):
     generator: Float[Array, "T n n"] | None
     frames: Float[Array, "T n n"] | None
     residuals: Float[Array, "T n"]
+    reference_coefficients: Float[Array, "T n"] | None
     reduced: Any
+    reduced_reference: Any
     eigenvalue_rates: Float[Array, "T n"]
     order: Int[Array, "T n"]
-    relative_gaps: Float[Array, "T n-1"]
+    relative_gaps: Float[Array, "T _"]
     min_gap: Float[Array, " T"]
     min_gap_index: Int[Array, " T"]
+    self_check_mismatch: Float[Array, " T"]
+    self_check_mode: Int[Array, " T"]
     stats: dict
     result: diffrax.RESULTS
+    error: str | None = eqx.field(static=True)
+    self_check_tolerance: float = eqx.field(static=True)
     degeneracy_threshold: float = eqx.field(static=True)
 
     @property
@@ -132,22 +297,14 @@ class KatoSolution(eqx.Module):
 
     @property
     def degenerate_pairs(self) -> list[tuple[float, int, int, float]]:
-        """Near-degenerate adjacent pairs met at the saved times: (t, k, k+1, relative gap).
-
-        Every adjacent pair (in descending order) whose relative gap is below
-        `degeneracy_threshold`, at every saved time, in time order.
-        """
+        """Near-degenerate adjacent pairs at the saved times: (t, k, k+1, relative gap)."""
         gaps, ts = np.asarray(self.relative_gaps), np.asarray(self.ts)
         hits = np.argwhere(gaps < self.degeneracy_threshold)
         return [(float(ts[i]), int(k), int(k) + 1, float(gaps[i, k])) for i, k in hits]
 
     @property
     def crossings(self) -> list[tuple[float, float, tuple[int, ...]]]:
-        """Changes of the sorted order between saved times: (t_i, t_{i+1}, labels that moved).
-
-        Labels are tracked mode labels (columns of the frame at `ts[0]`); a true eigenvalue
-        crossing between two saved times swaps the sorted positions of the labels involved.
-        """
+        """Changes of the sorted order between saved times: (t_i, t_{i+1}, labels that moved)."""
         order, ts = np.asarray(self.order), np.asarray(self.ts)
         out = []
         for i in range(order.shape[0] - 1):
@@ -158,78 +315,19 @@ class KatoSolution(eqx.Module):
 
     @property
     def succeeded(self) -> bool:
-        return bool(self.result == diffrax.RESULTS.successful)
+        return self.error is None and bool(self.result == diffrax.RESULTS.successful)
 
 
-def _sorted_output(t, state: KatoState, op, rtol, cluster_rtol, reduce):
-    m, dm = op.value_and_derivative(t)
-    lam_t, vec_t, rotation = track_frame(*eigh_descending(m), state.frame, cluster_rtol)
-    # Back to the eigenbasis: e = V Q c_tracked, so c = Q c_tracked; W by the plain formula
-    # (only numerically exact degeneracies masked).
-    g = vec_t.T @ dm @ vec_t
-    s = SpectralState(lam_t, vec_t, g, kato_generator(g, lam_t, rtol))
-    coefficients = rotation @ state.coefficients
-    order = jnp.argsort(-s.eigenvalues, stable=True)
-    lam = s.eigenvalues[order]
-    scale = jnp.maximum(jnp.abs(lam[0]), jnp.finfo(lam.dtype).tiny)
-    gaps = (lam[:-1] - lam[1:]) / scale if lam.shape[0] > 1 else jnp.full((1,), jnp.inf, lam.dtype)
-    coefficients = coefficients[order]
-    generator, frame = s.generator[order][:, order], s.frame[:, order]
-    if reduce is None:
-        kept, reduced = (generator, frame), None
-    else:  # only the reduction leaves the loop: no (T, n, n) arrays are stored
-        kept, reduced = (None, None), reduce(lam, coefficients, generator)
-    return (
-        lam,
-        coefficients,
-        *kept,
-        frame @ coefficients,
-        reduced,
-        s.eigenvalue_rates[order],
-        order,
-        gaps,
-        jnp.min(gaps),
-        jnp.argmin(gaps),
-    )
+def _as_index(x):
+    # Saved as floats because diffrax fills saves past an early stop with inf; those become -1.
+    return jnp.where(jnp.isfinite(x), x, -1).astype(jnp.int32)
 
 
-@eqx.filter_jit
-def _solve_kato(
-    op, e0, ts, rtol_degenerate, cluster_rtol, reduce, solver, stepsize_controller, dt0,
-    max_steps, throw,
-):
-    m0, dm0 = op.value_and_derivative(ts[0])
-    s0 = spectral_state(m0, dm0, rtol=rtol_degenerate)
-    state0 = KatoState(s0.frame, s0.frame.T @ e0)
-    sol = integrate(
-        kato_vector_field,
-        state0,
-        ts,
-        (op, cluster_rtol),
-        solver=solver,
-        stepsize_controller=stepsize_controller,
-        dt0=dt0,
-        max_steps=max_steps,
-        throw=throw,
-    )
-    # lax.map, not vmap: under vmap the `lax.cond` of `track_frame` becomes a select that runs
-    # the SVD branch at every saved time.
-    outputs = jax.lax.map(
-        lambda x: _sorted_output(
-            x[0], KatoState(x[1], x[2]), op, rtol_degenerate, cluster_rtol, reduce
-        ),
-        (sol.ts, sol.ys.frame, sol.ys.coefficients),
-    )
-    return sol, outputs
-
-
-def _rms(x):
-    return jnp.sqrt(jnp.mean(x**2))
-
-
-def _coefficient_frame_norm(error: KatoState):
-    # Error control: the coefficients must not be diluted by the n² frame entries in an RMS.
-    return jnp.maximum(_rms(error.coefficients), _rms(error.frame))
+def _relative_gaps(lam):
+    scale = jnp.maximum(jnp.abs(lam[:, :1]), jnp.finfo(lam.dtype).tiny)
+    if lam.shape[1] > 1:
+        return (lam[:, :-1] - lam[:, 1:]) / scale
+    return jnp.full((lam.shape[0], 1), jnp.inf, lam.dtype)
 
 
 def solve_kato(
@@ -244,10 +342,10 @@ def solve_kato(
     dt0: float | None = None,
     max_steps: int = 100_000,
     throw: bool = True,
-    degenerate_rtol: float | None = None,
-    cluster_rtol: float | None = None,
-    degeneracy_threshold: float = 1e-6,
+    clusters: Clusters | None = None,
+    self_check: SelfCheck | None = None,
     reduce: Callable | None = None,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
 ) -> KatoSolution:
     """Integrate the exact Kato modewise ODE $\\dot c = (W - \\Lambda)c$ (docs/theory.md §2.2).
 
@@ -257,57 +355,111 @@ def solve_kato(
     - `ts`: (T,) strictly increasing save times; integration runs from `ts[0]` to `ts[-1]`.
     - `rtol`, `atol`: tolerances of the default `diffrax.PIDController` (default by dtype:
       1e-8/1e-10 in float64, 1e-5/1e-7 in float32).
-    - `solver`: any diffrax solver (default `diffrax.Tsit5()`).
-    - `stepsize_controller`: any diffrax controller (overrides `rtol`/`atol`).
-    - `degenerate_rtol`: relative gap below which two eigenvalues count as one (exactly
-      degenerate): their entry of the saved `generator` is 0; default by dtype (1e-10 in f64).
-    - `cluster_rtol`: relative gap below which eigenvalues are transported as one block during
-      the integration (see the module docstring); exact for any value, it only trades
-      stiffness against an SVD per step while clusters exist. Default by dtype (1e-7 in f64).
-    - `degeneracy_threshold`: relative gap reported in `.degenerate_pairs`.
-    - `throw`: False records a failed solve in `.result` instead of raising (for sweeps).
-    - `reduce`: optional `f(eigenvalues, coefficients, generator) -> pytree`, applied
-      at each saved time inside the compiled solve, e.g. `functools.partial(shell_budget,
-      shells)`; the (T, n, n) generator and frames are then not stored (memory O(T·n) instead
-      of O(T·n²)).
+    - `solver`: any diffrax solver (default `diffrax.Tsit5()`); `stepsize_controller`: any
+      diffrax controller (overrides `rtol`/`atol`); `dt0`: first step (default: estimated).
+    - `clusters`: `Clusters` (which eigenvalues are transported as one block, which pairs are
+      reported as degenerate); default `Clusters()`.
+    - `self_check`: `SelfCheck` (the independent integration of $\\dot e = -Me$ and its
+      tolerance); default `SelfCheck()` (on).
+    - `reduce`: optional `f(eigenvalues, coefficients, generator) -> pytree`, applied at each
+      saved time inside the solve (e.g. `functools.partial(shell_budget, shells)`); the
+      (T, n, n) generator and frames are then not stored.
+    - `max_steps`, `throw`: as in diffrax; `throw=False` records a failure in `.error` /
+      `.succeeded` instead of raising (for sweeps).
+    - `progress_meter`: any diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`.
 
     **Returns:** a `KatoSolution`.
 
-    **Raises:** `ValueError`/`TypeError` for bad input (shapes, dtypes, non-symmetric,
-    non-finite or negative-definite $M$, non-increasing `ts`).
+    **Raises:** `ValueError`/`TypeError` for bad input (shapes, dtypes, options, an invalid
+    $M$ at the ends of the window), `OperatorError` for an invalid $M(t)$ or $\\dot M(t)$ met
+    during the solve (naming the time), `SelfCheckError` when the self-check fails (naming the
+    time and the modes), diffrax's error when the solver fails; only with `throw=True`.
     """
+    check_operator_type(op)
+    check_solver_options(rtol=rtol, atol=atol, max_steps=max_steps, dt0=dt0)
+    clusters = Clusters() if clusters is None else clusters
+    self_check = SelfCheck() if self_check is None else self_check
+    if not isinstance(clusters, Clusters):
+        raise TypeError(f"clusters must be a sj.Clusters, got {type(clusters).__name__}")
+    if not isinstance(self_check, SelfCheck):
+        raise TypeError(f"self_check must be a sj.SelfCheck, got {type(self_check).__name__}")
     check_state(op, e0, ts)
     dtype = op.dtype
     e0 = jnp.asarray(e0, dtype)
     ts = jnp.asarray(ts, dtype)
-    cluster_rtol = default_cluster_rtol(dtype) if cluster_rtol is None else float(cluster_rtol)
-    rtol_degenerate = (
-        default_degenerate_rtol(dtype) if degenerate_rtol is None else float(degenerate_rtol)
-    )
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
-        stepsize_controller = default_controller(rtol, atol, _coefficient_frame_norm, dtype=dtype)
-    sol, out = _solve_kato(
-        op, e0, ts, rtol_degenerate, cluster_rtol, reduce, solver, stepsize_controller, dt0,
-        max_steps, throw,
+        stepsize_controller = default_controller(rtol, atol, _error_norm, dtype=dtype)
+    controller_rtol = getattr(getattr(stepsize_controller, "controller", stepsize_controller),
+                              "rtol", None)
+    check_rtol = float(np.asarray(controller_rtol)) if controller_rtol is not None else 1e-8
+    check_tolerance = self_check.resolve(check_rtol)
+    sol = _solve_kato(
+        op, e0, ts, clusters.resolve(dtype), reduce, solver, stepsize_controller, dt0, max_steps,
+        throw, self_check.enabled, progress_meter,
     )
-    lam, coeffs, gen, frames, residuals, reduced, rates, order, gaps, min_gap, min_gap_index = out
+    saved: _Saved = sol.ys[0]
+    final_t, final_state = sol.ts[1][-1], jax.tree_util.tree_map(lambda x: x[-1], sol.ys[1])
     guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
     stats = solver_stats(sol, solver, initial_step_guess=guess)
+
+    error = None
+    violation = float(final_state.violation)
+    if violation > 0:
+        t_end = float(final_t)
+        t_bad = t_end - violation
+        problem = describe_operator(op, t_end, with_derivative=True) or describe_operator(
+            op, t_bad, with_derivative=True
+        )
+        error = (
+            f"the operator became invalid during the solve, at t ≈ {t_bad:.6g} "
+            f"(solve stopped at t = {t_end:.6g}): "
+            f"{problem or 'non-finite, non-symmetric or negative'}"
+        )
+        if throw:
+            raise OperatorError(error)
+    mismatch = np.asarray(saved.mismatch)
+    reached = np.asarray(sol.ts[0]) <= float(final_t)
+    if error is None and self_check.enabled and not np.all(mismatch[reached] <= check_tolerance):
+        error = describe_mismatch(
+            np.asarray(sol.ts[0])[reached], mismatch[reached],
+            np.asarray(saved.mismatch_mode)[reached], check_tolerance,
+        )
+        if throw:
+            raise SelfCheckError(error)
+
+    relative_gaps = _relative_gaps(saved.eigenvalues)
+    if np.finfo(dtype).bits < 64 and error is None:
+        smallest = float(jnp.min(relative_gaps))
+        if smallest < clusters.resolve(dtype):
+            warnings.warn(
+                f"solve_kato runs in {np.dtype(dtype).name} and meets relative eigenvalue gaps of "
+                f"{smallest:.1e}, below what it resolves: modes closer than that are only known "
+                "as clusters. Enable float64 (jax.config.update('jax_enable_x64', True)) for "
+                "individual modes.",
+                PrecisionWarning,
+                stacklevel=2,
+            )
     return KatoSolution(
-        ts=sol.ts,
-        eigenvalues=lam,
-        coefficients=coeffs,
-        generator=gen,
-        frames=frames,
-        residuals=residuals,
-        reduced=reduced,
-        eigenvalue_rates=rates,
-        order=order,
-        relative_gaps=gaps,
-        min_gap=min_gap,
-        min_gap_index=min_gap_index,
+        ts=sol.ts[0],
+        eigenvalues=saved.eigenvalues,
+        coefficients=saved.coefficients,
+        generator=saved.generator,
+        frames=saved.frames,
+        residuals=saved.residuals,
+        reference_coefficients=saved.reference_coefficients,
+        reduced=saved.reduced,
+        reduced_reference=saved.reduced_reference,
+        eigenvalue_rates=saved.eigenvalue_rates,
+        order=_as_index(saved.order),
+        relative_gaps=relative_gaps,
+        min_gap=jnp.min(relative_gaps, axis=1),
+        min_gap_index=jnp.argmin(relative_gaps, axis=1),
+        self_check_mismatch=saved.mismatch,
+        self_check_mode=_as_index(saved.mismatch_mode),
         stats=stats,
         result=sol.result,
-        degeneracy_threshold=degeneracy_threshold,
+        error=error,
+        self_check_tolerance=check_tolerance,
+        degeneracy_threshold=clusters.report_gap,
     )

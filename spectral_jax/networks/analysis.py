@@ -1,4 +1,4 @@
-"""From a recorded training run to its full spectral-shell analysis (docs/theory.md §2.2–2.4, 2.7)."""
+"""From a recorded training run to its spectral-shell analysis (docs/theory.md §2.2–2.4, 2.7)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from jaxtyping import Array, Float
 
 from ..modes.kato import KatoSolution, solve_kato
 from ..shells.grid import LogShells, ShellBudget, shell_budget
-from ..networks.training import TrainingRecord
+from .lazy import lazy_test_error_by_shell
+from .record import TrainingRecord
 
-__all__ = ["NetworkAnalysis", "analyze_training", "default_shells", "lazy_test_predictions"]
+__all__ = ["NetworkAnalysis", "analyze_training", "default_shells"]
+
+# Eigenvalues below this fraction of the largest are round-off of a PSD kernel, not spectrum.
+_ROUNDOFF_FLOOR = 1e-12
 
 
 class NetworkAnalysis(eqx.Module):
@@ -24,8 +28,7 @@ class NetworkAnalysis(eqx.Module):
     - `residual_error` (T,): $\\|e_\\text{Kato} - e_\\text{network}\\| / \\|e_\\text{network}\\|$.
     - `shells`, `budget`: `LogShells` and the (T, ...) `ShellBudget` (energy, dissipation,
       transfer, flux).
-    - `frontier`: `spectral_jax.frontier.resolution_frontier(shells, budget.energy)`, or None
-      if that module is not available.
+    - `frontier`: `spectral_jax.resolution_frontier(shells, budget.energy)`.
     - `kernel_velocity` (T,): $\\|\\dot M\\|_F/\\|M\\|_F$; `kernel_change`: $\\|M(t_{T-1}) -
       M(t_0)\\|_F/\\|M(t_0)\\|_F$.
     - `flux_to_dissipation`: $\\int \\sum_s |\\Pi_{s|s+1}|\\,dt \\,/\\, \\int \\sum_s D_s\\,dt$
@@ -33,10 +36,8 @@ class NetworkAnalysis(eqx.Module):
       dissipated. Zero for a frozen kernel.
     - `test_error` (T,): measured test loss $\\|f(x^*) - y^*\\|^2/(2m)$ (None without test data).
     - `lazy_test_error` (T,): test loss of the frozen-kernel prediction of docs/theory.md §2.7.
-    - `test_error_by_shell` (T, S+2): test loss of the frozen-kernel prediction with only shells
-      0..s learned (cumulative in s; the last column equals `lazy_test_error`); shell
-      membership from the eigenvalues at $t_0$. `test_error_gain_by_shell` (T, S+2): its
-      decrease contributed by each shell (the first column relative to the untrained $f_0$).
+    - `test_error_by_shell`, `test_error_gain_by_shell` (T, S+2): see
+      `lazy_test_error_by_shell` (the last column of the first equals `lazy_test_error`).
     """
 
     ts: Float[Array, " T"]
@@ -54,45 +55,55 @@ class NetworkAnalysis(eqx.Module):
     test_error_gain_by_shell: Float[Array, "T S+2"] | None
 
 
-def default_shells(eigenvalues: Float[Array, "T n"], ratio: float = 2.0, count=None) -> LogShells:
-    """Shells from the recorded spectrum: $\\lambda_\\text{ref}$ = the largest eigenvalue seen,
-    and enough shells (unless `count` is given) to reach the smallest eigenvalue at the start
-    that is above round-off (1e-12 × λ_ref)."""
+def _off_lattice_offset(u: np.ndarray, log_ratio: float) -> float:
+    """δ in (0, ln b) that keeps every $\\ln\\lambda_\\text{top} - u_k + \\delta$ farthest from
+    the edge lattice $\\ln\\lambda_\\text{ref} - s \\ln b$.
+
+    Mode k sits on an edge when δ ≡ -u_k (mod ln b): take the middle of the widest gap between
+    those forbidden offsets on the circle [0, ln b). The top mode (u = 0) forbids δ = 0, so the
+    result is strictly above λ_top; at least ln b/(2(N+1)) from every edge for N values.
+    """
+    forbidden = np.unique(np.mod(-u, log_ratio))
+    points = np.concatenate([[0.0], forbidden[forbidden > 0], [log_ratio]])
+    widest = int(np.argmax(np.diff(points)))
+    return 0.5 * float(points[widest] + points[widest + 1])
+
+
+def default_shells(eigenvalues: Float[Array, "*T n"], ratio: float = 2.0, count=None) -> LogShells:
+    """Shells for a recorded spectrum: $\\lambda_\\text{ref}$ just above the largest eigenvalue
+    and off the lattice of the spectrum; enough shells (unless `count` is given) to reach the
+    smallest eigenvalue at the start that is above round-off (1e-12 λ_ref).
+
+    Why not $\\lambda_\\text{ref} = \\lambda_\\max$: the top mode would sit exactly on the edge of
+    shells 0 and 1 and round-off would decide its shell, and so would every eigenvalue of a
+    pure power law on the lattice $\\lambda_\\max b^{-s}$ (docs/theory.md §2.4). A fixed offset
+    such as $b^{1/2}$ is no cure ($\\lambda_k = k^{-1/2}$ with b = 2 puts $k = 2^{2s-1}$ on its
+    edges), so the offset is chosen from the data: the log-midpoint of the widest gap left by
+    all recorded eigenvalues above round-off, taken modulo ln b. Shell 0 is then empty and the
+    largest recorded eigenvalue is in shell 1 at every time.
+
+    **Arguments:** `eigenvalues` (T, n) (or (n,)), e.g. `record.eigenvalues`; `ratio` b > 1;
+    `count` S ≥ 1 (default: computed).
+
+    **Raises:** `ValueError` without a positive eigenvalue, or for a ratio that is not > 1.
+    """
     lam = np.asarray(eigenvalues)
-    lam_ref = float(lam.max())
-    if not lam_ref > 0:
-        raise ValueError("default_shells: the recorded kernel has no positive eigenvalue")
+    lam = lam.reshape(-1, lam.shape[-1]) if lam.ndim else lam.reshape(1, 1)
+    if not np.all(np.isfinite(lam)):
+        raise ValueError("default_shells: eigenvalues contain NaN or Inf")
+    lam_top = float(lam.max())
+    if not lam_top > 0:
+        raise ValueError(f"default_shells: no positive eigenvalue (largest is {lam_top!r})")
+    if not (np.isfinite(ratio) and ratio > 1):
+        raise ValueError(f"default_shells: ratio must be finite and > 1, got {ratio!r}")
+    log_ratio = math.log(ratio)
+    above = lam[lam > _ROUNDOFF_FLOOR * lam_top].astype(np.float64)
+    lam_ref = lam_top * math.exp(_off_lattice_offset(np.log(lam_top) - np.log(above), log_ratio))
     if count is None:
         start = lam[0]
-        floor = start[start > 1e-12 * lam_ref].min()
-        count = max(1, math.ceil(math.log(lam_ref / floor) / math.log(ratio)))
+        floor = float(start[start > _ROUNDOFF_FLOOR * lam_ref].min())
+        count = max(1, math.ceil(math.log(lam_ref / floor) / log_ratio))
     return LogShells(jnp.asarray(lam_ref, lam.dtype), jnp.asarray(ratio, lam.dtype), int(count))
-
-
-def lazy_test_predictions(record: TrainingRecord):
-    """Frozen-kernel test predictions split by mode (docs/theory.md §2.7), kernel frozen at $t_0$.
-
-    $f_t(x^*) = f_0(x^*) - K(x^*, X)\\,\\Phi\\,\\mathrm{diag}\\big((1 - e^{-\\lambda_k t})/(n
-    \\lambda_k)\\big)\\,\\Phi^T e(0)$.
-
-    **Returns:** `(f0 (m,), contributions (T, m, n), eigenvalues (n,))`: column k of
-    `contributions[i]` is mode k's term at time `ts[i]`; modes in descending order.
-    """
-    if record.test_kernels is None:
-        raise ValueError("lazy_test_predictions: the record has no test data")
-    n = record.n
-    lam, phi = jnp.linalg.eigh(record.kernels[0])
-    lam, phi = lam[::-1], phi[:, ::-1]
-    c0 = phi.T @ record.residuals[0]
-    t = record.ts - record.ts[0]
-    lt = lam[None, :] * t[:, None]
-    tiny = jnp.finfo(lam.dtype).tiny
-    safe = jnp.where(jnp.abs(lam) > tiny, lam, 1.0)[None, :]
-    # (1 - e^{-λt})/λ, → t as λ → 0 (zero modes of M are never learned by a frozen kernel).
-    gain = jnp.where(jnp.abs(lam)[None, :] > tiny, -jnp.expm1(-lt) / safe, t[:, None])
-    projected = record.test_kernels[0] @ phi / n  # (m, n)
-    contributions = -projected[None, :, :] * (gain * c0[None, :])[:, None, :]
-    return record.test_predictions[0], contributions, lam
 
 
 def _trapezoid(y, t):
@@ -114,17 +125,23 @@ def analyze_training(
 
     Modes: `solve_kato` on `record.operator()` from the network's initial residual; shells:
     `shells` (default `default_shells(record.eigenvalues, ratio, count)`); budgets via
-    `shell_budget`; frontier via `spectral_jax.frontier.resolution_frontier` when available;
-    test error by shell as in docs/theory.md §2.7.
+    `shell_budget`; frontier via `resolution_frontier`; test error by shell as in
+    docs/theory.md §2.7 (`lazy_test_error_by_shell`).
 
     **Arguments:** `record` (a `TrainingRecord`, float64 for meaningful Kato denominators);
     `shells`; `ratio`, `count` for the default shells; `rtol`, `atol` for `solve_kato`;
     `use_derivatives` selects the Hermite (recorded $\\dot M$) or spline interpolant.
 
     **Returns:** a `NetworkAnalysis`.
+
+    **Raises:** `ValueError` for a record with fewer than 3 saved times.
     """
+    from ..shells.frontier import resolution_frontier
+
     if record.ts.shape[0] < 3:
-        raise ValueError("analyze_training: the record needs at least 3 saved times")
+        raise ValueError(
+            f"analyze_training: the record needs at least 3 saved times, got {record.ts.shape[0]}"
+        )
     op = record.operator(use_derivatives=use_derivatives)
     kato = solve_kato(op, record.residuals[0], record.ts, rtol=rtol, atol=atol)
     scale = jnp.maximum(
@@ -134,12 +151,6 @@ def analyze_training(
     if shells is None:
         shells = default_shells(record.eigenvalues, ratio, count)
     budget = shell_budget(shells, kato.eigenvalues, kato.coefficients, kato.generator)
-    try:
-        from ..shells.frontier import resolution_frontier
-    except ImportError:
-        frontier = None
-    else:
-        frontier = resolution_frontier(shells, budget.energy)
     ts = record.ts
     flux = _trapezoid(jnp.sum(jnp.abs(budget.flux), axis=-1), ts)
     dissipation = _trapezoid(jnp.sum(budget.dissipation, axis=-1), ts)
@@ -149,26 +160,15 @@ def analyze_training(
     test_error = lazy = by_shell = gain = None
     if record.test_predictions is not None:
         test_error = record.test_loss
-        f0, contributions, lam0 = lazy_test_predictions(record)
-        member = shells.membership(lam0)  # (n, S+2)
-        per_shell = jnp.einsum("tmk,ks->tms", contributions, member)
-        cumulative = f0[None, :, None] + jnp.cumsum(per_shell, axis=-1)
-        err = cumulative - record.y_test[None, :, None]
-        m = record.y_test.shape[0]
-        by_shell = jnp.sum(err**2, axis=1) / (2 * m)
+        by_shell, gain = lazy_test_error_by_shell(record, shells)
         lazy = by_shell[:, -1]
-        untrained = jnp.sum((f0 - record.y_test) ** 2) / (2 * m)
-        previous = jnp.concatenate(
-            [jnp.broadcast_to(untrained, (ts.shape[0], 1)), by_shell[:, :-1]], axis=1
-        )
-        gain = previous - by_shell
     return NetworkAnalysis(
         ts=ts,
         kato=kato,
         residual_error=residual_error,
         shells=shells,
         budget=budget,
-        frontier=frontier,
+        frontier=resolution_frontier(shells, budget.energy),
         kernel_velocity=record.kernel_velocity,
         kernel_change=kernel_change,
         flux_to_dissipation=flux / dissipation,

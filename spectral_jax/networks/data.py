@@ -1,11 +1,14 @@
 """Data sets with controlled spectra: a power-law Gaussian teacher, and sklearn's digits.
 
-The teacher (docs/theory.md §2.6): inputs $x \\sim \\mathcal N(0, \\Sigma)$ with covariance eigenvalues
-$\\lambda_k = k^{-\\alpha_s}$, k = 1..d, and a linear teacher $y = w^* \\cdot x$ whose weights
-$w^*_k \\propto \\pm k^{(\\alpha_s - \\beta)/2}$ put target energy $\\mathbb E[(w^*_k x_k)^2]
-\\propto k^{-\\beta}$ in covariance mode k. For a linear (dot-product) kernel the covariance
+The teacher (docs/theory.md §2.6): inputs $x \\sim \\mathcal N(0, \\Sigma)$ with covariance
+eigenvalues $\\lambda_k = k^{-\\nu}$, k = 1..d ($\\nu$ = `input_exponent`), and a linear teacher
+$y = w^* \\cdot x$ whose weights $w^*_k \\propto \\pm k^{(\\nu - \\beta)/2}$ ($\\beta$ =
+`target_exponent`) put target energy $\\mathbb E[(w^*_k x_k)^2] \\propto k^{-\\beta}$ in
+covariance mode k. For a linear (dot-product) kernel the covariance
 eigenbasis is the population kernel eigenbasis, so the target energy in the kernel eigenbasis
-falls as $k^{-\\beta}$; for an NTK it holds for the kernel's linear part.
+falls as $k^{-\\beta}$; for an NTK it holds for the kernel's linear part. For a linear kernel
+$\\nu$ is the spectral exponent called α in docs/theory.md §2.6; it gets its own name here
+because α is the output scale in this subpackage.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def power_law_teacher(
     **Arguments:**
     - `key`: a `jax.random` key.
     - `n_train`, `n_test`, `dim`: sizes.
-    - `input_exponent` $\\alpha_s$: covariance eigenvalues $k^{-\\alpha_s}$.
+    - `input_exponent` $\\nu$: covariance eigenvalues $k^{-\\nu}$.
     - `target_exponent` $\\beta$: target energy per mode $\\propto k^{-\\beta}$; the teacher is
       normalised so that $\\mathbb E[y^2] = 1$ without noise.
     - `noise_std`: standard deviation of Gaussian label noise (train and test targets).

@@ -3,12 +3,12 @@
 Every dense layer computes $y = \\frac{\\sigma_w}{\\sqrt{d_\\text{in}}}\\, a W + \\sigma_b\\, b$
 with $W_{ij}, b_j \\sim \\mathcal N(0, 1)$ (Jacot, Gabriel & Hongler, "Neural tangent kernel",
 NeurIPS 2018), so the eNTK has a finite limit as the width grows. The networks map a batch
-(n, d) to (n,) outputs. Use `spectral_jax.ntk.from_nnx(model)` to get `(apply_fn, params)`.
+(n, d) to (n,) outputs. Use `spectral_jax.from_nnx(model)` to get `(apply_fn, params)`.
 
 The output scale α (Chizat, Oyallon & Bach, "On lazy training in differentiable programming",
 NeurIPS 2019) is applied by the training code, not by the module:
 $f_\\alpha = \\alpha (f_\\theta - f_{\\theta_0})$ with loss $\\|f_\\alpha - y\\|^2/(2n\\alpha^2)$
-(`spectral_jax.training`). The eNTK of the module itself is the $K$ of $M = K/n$.
+(`TrainingConfig.output_scale`). The eNTK of the module itself is the $K$ of $M = K/n$.
 
 All three networks expose `ntk_dense_factors(x)`, the per-layer factors that the `STRUCTURED`
 eNTK uses (layer inputs, with a constant column for the bias, and the back-propagated gradients

@@ -1,8 +1,9 @@
-"""Scaling exponents of the loss: formula, renormalized shell ODE, microscopic run (docs/theory.md §2.6).
+"""Scaling exponents of the loss: formula, shell ODE, microscopic run (docs/theory.md §2.6).
 
-Initial spectrum $\\lambda_k = \\lambda_\\max k^{-\\alpha}$, energies
-$\\varepsilon_k \\propto k^{-\\beta}$ (β > 1): energy per log-shell $\\propto \\lambda^\\sigma$,
-$\\sigma = (\\beta-1)/\\alpha$.
+Initial spectrum $\\lambda_k = \\lambda_\\max k^{-\\alpha}$ (α: `spectral_exponent`), energies
+$\\varepsilon_k \\propto k^{-\\beta}$ (β > 1: `target_exponent`): energy per log-shell
+$\\propto \\lambda^\\sigma$, $\\sigma = (\\beta-1)/\\alpha$. Every exponent here is a *decay*
+exponent p of $y \\propto x^{-p}$ (the package's one sign convention, as `fit_power_law`).
 
 - Lazy: $L(t) = \\sum_k\\varepsilon_k e^{-2\\lambda_kt}/(2n)
   \\approx \\Gamma(\\sigma)/(2n\\alpha)\\,(2t)^{-\\sigma}$.
@@ -21,19 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from ..renorm.shell_model import solve_shells
-from ..renorm.power_law_fit import fit_power_law
 from ..shells.grid import LogShells
+from .power_law_fit import fit_power_law
+from .shell_model import solve_shells
 
 __all__ = [
     "Collapse",
     "ExponentMeasurement",
+    "ResolutionExponents",
     "continuum_shell_energies",
     "lazy_loss",
     "lazy_loss_asymptotic",
     "measure_exponent",
     "power_law_modes",
     "predicted_exponent",
+    "predicted_resolution_exponents",
     "shell_energies",
     "shell_ode_exponent",
     "sigma",
@@ -41,19 +44,28 @@ __all__ = [
 ]
 
 
-def sigma(alpha: float, beta: float) -> float:
-    """$\\sigma = (\\beta - 1)/\\alpha$."""
+def sigma(spectral_exponent: float, target_exponent: float) -> float:
+    """$\\sigma = (\\beta - 1)/\\alpha$ (α = `spectral_exponent`, β = `target_exponent`)."""
+    alpha, beta = spectral_exponent, target_exponent
     if not alpha > 0 or not beta > 1:
-        raise ValueError(f"need alpha > 0 and beta > 1, got alpha={alpha}, beta={beta}")
+        raise ValueError(
+            f"need spectral_exponent > 0 and target_exponent (beta) > 1, got {alpha}, {beta}"
+        )
     return (beta - 1.0) / alpha
 
 
 def predicted_exponent(
-    alpha: float, beta: float, *, space_exponent: float | None = None, time_exponent: float = 0.0
+    spectral_exponent: float,
+    target_exponent: float,
+    *,
+    space_exponent: float | None = None,
+    time_exponent: float = 0.0,
 ) -> float:
-    """The loss exponent $\\sigma\\max(1, (1+b)/a)$; lazy (no transport) when `space_exponent`
-    is None. **Raises:** `ValueError` for a ≤ 0 or b ≤ −1 (no power-law front)."""
-    s = sigma(alpha, beta)
+    """The decay exponent of the loss in time, $L \\propto t^{-p}$ with
+    $p = \\sigma\\max(1, (1+b)/a)$; lazy (no transport) when `space_exponent` is None.
+
+    **Raises:** `ValueError` for α ≤ 0, β ≤ 1, a ≤ 0 or b ≤ −1 (no power-law front)."""
+    s = sigma(spectral_exponent, target_exponent)
     if space_exponent is None:
         return s
     if not space_exponent > 0 or not time_exponent > -1:
@@ -63,12 +75,43 @@ def predicted_exponent(
     return s * max(1.0, (1.0 + time_exponent) / space_exponent)
 
 
-def power_law_modes(n: int, alpha: float, beta: float, *, lam_max: float = 1.0):
+@dataclass(frozen=True)
+class ResolutionExponents:
+    """Decay exponents in data size n and width p (docs/theory.md §2.6, resolution limits).
+
+    - `loss_floor_data`: the loss floor $\\propto n^{-(\\beta-1)}$ (the frontier stops at rank n);
+    - `loss_floor_width`: the loss floor $\\propto p^{-(\\beta-1)}$ (rank p);
+    - `test_loss_data`: kernel-regression test loss $\\propto n^{-\\min(\\beta-1, 2\\alpha)}$.
+    """
+
+    loss_floor_data: float
+    loss_floor_width: float
+    test_loss_data: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def predicted_resolution_exponents(
+    spectral_exponent: float, target_exponent: float
+) -> ResolutionExponents:
+    """The predicted decay exponents in data size n and width p, for $\\lambda_k \\propto
+    k^{-\\alpha}$ and $\\varepsilon_k \\propto k^{-\\beta}$ (see `ResolutionExponents`).
+
+    **Raises:** `ValueError` for α ≤ 0 or β ≤ 1."""
+    sigma(spectral_exponent, target_exponent)  # checks
+    floor = target_exponent - 1.0
+    return ResolutionExponents(floor, floor, min(floor, 2.0 * spectral_exponent))
+
+
+def power_law_modes(
+    n: int, spectral_exponent: float, target_exponent: float, *, lam_max: float = 1.0
+):
     """$(\\lambda_k, \\varepsilon_k) = (\\lambda_\\max k^{-\\alpha}, k^{-\\beta})$, k = 1..n."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     k = np.arange(1, n + 1, dtype=np.float64)
-    return lam_max * k**-alpha, k**-beta
+    return lam_max * k**-spectral_exponent, k**-target_exponent
 
 
 def lazy_loss(eigenvalues, energies, ts, *, num_samples: int | None = None) -> np.ndarray:
@@ -80,10 +123,13 @@ def lazy_loss(eigenvalues, energies, ts, *, num_samples: int | None = None) -> n
     return np.array([np.sum(eps * np.exp(-2.0 * lam * t)) for t in np.asarray(ts)]) / (2 * n)
 
 
-def lazy_loss_asymptotic(alpha, beta, ts, *, num_samples: int, lam_max: float = 1.0):
+def lazy_loss_asymptotic(
+    spectral_exponent, target_exponent, ts, *, num_samples: int, lam_max: float = 1.0
+):
     """$\\Gamma(\\sigma)/(2n\\alpha)\\,(2\\lambda_\\max t)^{-\\sigma}$ for ε_k = k^{-β}."""
-    s = sigma(alpha, beta)
-    return _gamma(s) / (2 * num_samples * alpha) * (2 * lam_max * np.asarray(ts)) ** -s
+    s = sigma(spectral_exponent, target_exponent)
+    scale = 2 * num_samples * spectral_exponent
+    return _gamma(s) / scale * (2 * lam_max * np.asarray(ts)) ** -s
 
 
 def shell_energies(shells: LogShells, eigenvalues, energies) -> np.ndarray:
@@ -131,9 +177,9 @@ def measure_exponent(ts, loss, t_min: float, t_max: float) -> ExponentMeasuremen
         raise ValueError(f"need >= 3 times in [{t_min}, {t_max}], got {int(sel.sum())}")
     fit = fit_power_law(ts[sel], loss[sel])
     return ExponentMeasurement(
-        exponent=-fit.exponent,
-        ci_low=-fit.ci_high,
-        ci_high=-fit.ci_low,
+        exponent=fit.exponent,
+        ci_low=fit.ci_low,
+        ci_high=fit.ci_high,
         t_min=float(ts[sel][0]),
         t_max=float(ts[sel][-1]),
         r2=fit.r2,
@@ -164,16 +210,16 @@ def shell_ode_exponent(
     if count is None:
         count = int(np.ceil(4 * np.log(10 * t_max) / np.log(ratio)))
     shells = LogShells(1.0, ratio, count)
-    e0 = continuum_shell_energies(shells, sig)
+    initial_energy = continuum_shell_energies(shells, sig)
     t_start = min(1e-2, t_min / 10) if t_start is None else t_start
     ts = np.geomspace(t_start, t_max if t_end is None else t_end, num_times)
     sol = solve_shells(
         closure_fn,
         shells,
-        jnp.asarray(e0),
+        jnp.asarray(initial_energy),
         jnp.asarray(ts),
         rtol=rtol,
-        atol=1e-16 * float(e0.sum()),
+        atol=1e-16 * float(initial_energy.sum()),
     )
     return measure_exponent(ts, np.asarray(sol.total), t_min, t_max), sol
 

@@ -4,7 +4,8 @@ Why it works. Take fixed eigenvalues $\\lambda_1 > \\dots > \\lambda_n$ and eige
 by $R(t) = \\exp(H(t)A_0)$, $H(t) = \\int_0^t h$, with $A_0$ antisymmetric and *tridiagonal*
 (nearest-neighbour couplings $A_{0,k,k+1} = w_k$) and $h(t) = (t/t_\\text{ref})^b$. Then
 $M(t) = R\\Lambda R^T$ has the Kato frame $\\Phi = R$ and generator $W = -h(t)A_0$ exactly
-(docs/theory.md §2.2, with a scalar time modulation that commutes with itself), and the modewise ODE is
+(docs/theory.md §2.2, with a scalar time modulation that commutes with itself), and the
+modewise ODE is
 
 $$\\dot c_k = -\\lambda_k c_k - h\\,(w_k c_{k+1} - w_{k-1} c_{k-1}).$$
 
@@ -40,11 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
 from .._checks import check_times
-from ..operators.core import AbstractOperator
-from ..renorm.shell_model import PowerLawTransport, closure
+from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
 from ..shells.grid import LogShells, ShellBudget, flux_from_transfer
+from .chain_operator import TransportChainOperator
+from .closures import PowerLawTransport, closure
+from .options import ClosureKind
+from .shell_model import shell_loss
+from .velocities import PowerLawVelocity
 
 __all__ = [
     "ChainRun",
@@ -97,57 +101,6 @@ class TransportChain(eqx.Module):
         return -self.modulation(t) * self.generator_matrix()
 
 
-def _complex_dtype(dtype):
-    return jnp.complex128 if jnp.dtype(dtype) == jnp.float64 else jnp.complex64
-
-
-class TransportChainOperator(AbstractOperator):
-    """$M(t) = R\\Lambda R^T$, $R = \\exp(H(t)A_0)$, with a closed-form $\\dot M$.
-
-    $R$ comes from one Hermitian eigendecomposition of $iA_0$, done once at construction.
-    """
-
-    chain: TransportChain
-    # i A0 = U diag(ω) U^H; U kept as real and imaginary parts (no complex leaves in a pytree
-    # that diffrax integrates through).
-    _vectors_re: Float[Array, "n n"]
-    _vectors_im: Float[Array, "n n"]
-    _frequencies: Float[Array, " n"]
-
-    def __init__(self, chain: TransportChain):
-        self.chain = chain
-        a0 = chain.generator_matrix()
-        cdtype = _complex_dtype(a0.dtype)
-        freqs, vecs = jnp.linalg.eigh(jax.lax.complex(jnp.zeros_like(a0), a0).astype(cdtype))
-        self._vectors_re = jnp.real(vecs)
-        self._vectors_im = jnp.imag(vecs)
-        self._frequencies = freqs
-
-    def rotation(self, t) -> Float[Array, "n n"]:
-        # exp(H A0) = U diag(exp(-i ω H)) U^H, real up to round-off.
-        angle = -self._frequencies * self.chain.phase(t)
-        # Re(U e^{iθ} U^H) with U = P + iQ: (P cos - Q sin) P^T + (P sin + Q cos) Q^T.
-        p, q = self._vectors_re, self._vectors_im
-        cos, sin = jnp.cos(angle)[None, :], jnp.sin(angle)[None, :]
-        return (p * cos - q * sin) @ p.T + (p * sin + q * cos) @ q.T
-
-    def __call__(self, t):
-        r = self.rotation(t)
-        return (r * self.chain.eigenvalues[None, :]) @ r.T
-
-    def value_and_derivative(self, t):
-        r = self.rotation(t)
-        lam = self.chain.eigenvalues
-        a0 = self.chain.generator_matrix()
-        # dM/dt = h R (A0 Λ - Λ A0) R^T.
-        commutator = a0 * (lam[None, :] - lam[:, None])
-        return (r * lam[None, :]) @ r.T, self.chain.modulation(t) * (r @ commutator @ r.T)
-
-    @property
-    def dtype(self):
-        return self.chain.eigenvalues.dtype
-
-
 def power_law_transport(
     n: int,
     *,
@@ -162,10 +115,12 @@ def power_law_transport(
 ) -> TransportChain:
     """The chain with $\\lambda_k = \\lambda_\\max k^{-\\alpha}$ that plants drift $(v_0, a, b)$.
 
-    **Arguments:** `n` modes, spectral exponent `alpha`, planted drift amplitude `v0`
-    (> 0: toward large λ), `space_exponent` a, `time_exponent` b (> -1), reference scales.
+    **Arguments:** `n` modes, spectral exponent `alpha` (of the eigenvalues; the name is kept
+    for compatibility, elsewhere in `renorm` it is `spectral_exponent`), planted drift
+    amplitude `v0` (> 0: toward large λ), `space_exponent` a, `time_exponent` b (> -1),
+    reference scales.
 
-    **Returns:** a `TransportChain` whose `.planted` is the planted `closure("drift", ...)`.
+    **Returns:** a `TransportChain` whose `.planted` is the planted drift closure.
 
     **Raises:** `ValueError` for n < 2, alpha <= 0 or b <= -1.
     """
@@ -173,42 +128,45 @@ def power_law_transport(
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}")
-    if not time_exponent > -1:
-        raise ValueError(f"time_exponent must be > -1 (integrable modulation), got {time_exponent}")
     dtype = jnp.result_type(float) if dtype is None else dtype
     k = np.arange(1, n + 1, dtype=np.float64)
-    lam = lam_max * k**-alpha
     return chain_from_velocity(
-        jnp.asarray(lam, dtype),
-        v0=v0,
-        space_exponent=space_exponent,
+        jnp.asarray(lam_max * k**-alpha, dtype),
+        PowerLawVelocity(v0, space_exponent, lam_ref),
         time_exponent=time_exponent,
-        lam_ref=lam_ref,
         t_ref=t_ref,
     )
 
 
 def chain_from_velocity(
-    eigenvalues, *, v0, space_exponent, time_exponent=0.0, lam_ref=1.0, t_ref=1.0
+    eigenvalues, velocity, *, time_exponent=0.0, t_ref=1.0
 ) -> TransportChain:
-    """The chain on any strictly decreasing positive spectrum that plants drift $(v_0, a, b)$."""
+    """The chain on a strictly decreasing positive spectrum that realises the drift
+    $v(\\lambda)(t/t_\\text{ref})^b$ for any velocity profile (a callable of the face
+    eigenvalues, negative toward large λ; e.g. the profiles of `renorm.velocities`).
+
+    `.planted` is the drift closure for a `PowerLawVelocity`, None for any other profile.
+
+    **Raises:** `ValueError` for a bad spectrum, b <= -1 or a non-finite velocity.
+    """
     lam = np.asarray(eigenvalues, dtype=np.float64)
     if lam.ndim != 1 or lam.size < 2 or np.any(lam <= 0) or np.any(np.diff(lam) >= 0):
-        raise ValueError("eigenvalues must be 1-D, positive and strictly decreasing")
+        raise ValueError("eigenvalues must be 1-D (n >= 2), positive and strictly decreasing")
+    if not time_exponent > -1:
+        raise ValueError(f"time_exponent must be > -1 (integrable modulation), got {time_exponent}")
+    if not callable(velocity):
+        raise TypeError(f"velocity must be a callable of the eigenvalue, got {type(velocity)}")
     dtype = jnp.asarray(eigenvalues).dtype
     lam_f = np.sqrt(lam[:-1] * lam[1:])
-    du = np.log(lam[:-1] / lam[1:])
-    velocity = -v0 * (lam_f / lam_ref) ** space_exponent
-    couplings = velocity / (2.0 * du)
-    planted = closure(
-        "drift",
-        v0=v0,
-        space_exponent=space_exponent,
-        time_exponent=time_exponent,
-        lam_ref=lam_ref,
-        t_ref=t_ref,
-        dtype=dtype,
-    )
+    v = np.asarray(velocity(lam_f), dtype=np.float64)
+    if v.shape != lam_f.shape or not np.all(np.isfinite(v)):
+        raise ValueError(f"velocity must give {lam_f.shape[0]} finite values at the faces")
+    couplings = v / (2.0 * np.log(lam[:-1] / lam[1:]))
+    planted = None
+    if isinstance(velocity, PowerLawVelocity):
+        planted = closure(ClosureKind.DRIFT, v0=velocity.v0, space_exponent=velocity.space_exponent,
+                          time_exponent=time_exponent, lam_ref=velocity.lam_ref, t_ref=t_ref,
+                          dtype=dtype)
     return TransportChain(
         jnp.asarray(lam, dtype),
         jnp.asarray(couplings, dtype),
@@ -238,7 +196,12 @@ class ChainRun(eqx.Module):
 
     @property
     def loss(self):
-        return jnp.sum(self.energies, axis=-1) / (2 * self.coefficients.shape[-1])
+        """$L = \\sum_k c_k^2/(2n)$ (T,)."""
+        return shell_loss(self.energies, self.coefficients.shape[-1])
+
+    @property
+    def succeeded(self):
+        return self.result == diffrax.RESULTS.successful
 
     def shell_budget(self, shells: LogShells) -> ShellBudget:
         """The shell budget, same values as `shell_budget` with the dense generator."""

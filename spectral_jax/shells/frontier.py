@@ -1,4 +1,6 @@
-"""The resolution frontier: where each shell has lost half of its initial energy (docs/theory.md §2.6).
+"""The resolution frontier: where each shell has lost half of its initial energy.
+
+See docs/theory.md §2.6.
 
 At time t the remaining fraction of shell s is $f_s(t) = E_s(t)/E_s(t_0)$. Learning proceeds
 from large to small eigenvalues, so $f_s$ is small on the resolved side (small s) and close to
@@ -36,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..shells.grid import LogShells
+from .grid import LogShells
 
 __all__ = ["Frontier", "resolution_frontier"]
 

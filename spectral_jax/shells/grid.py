@@ -1,13 +1,11 @@
-"""Logarithmic spectral shells and the modewise shell energy budget (docs/theory.md §2.3–2.4).
+"""Logarithmic spectral shells: the grid on the spectrum (docs/theory.md §2.3).
 
 Shell 0 holds $\\lambda > \\lambda_\\text{ref}$; shell s (1 ≤ s ≤ S) holds
 $\\lambda_\\text{ref} b^{-s} < \\lambda \\le \\lambda_\\text{ref} b^{-(s-1)}$; shell S+1 (the tail)
 holds everything $\\le \\lambda_\\text{ref} b^{-S}$, zero modes included.
 
-The budget here is the *modewise* one, built from the Kato quantities
-(eigenvalues, coefficients $c$, generator $W$) of `solve_kato`. The gauge-free projector form,
-which needs only $(M, \\dot M, e)$, is in `spectral_jax.projector`; the budget over time windows
-(with eigenvalues migrating across shell edges) is in `spectral_jax.budget`.
+The budgets built on this grid are in `shells.budget` (modewise), `shells.projector`
+(gauge-free) and `shells.windowed` (over time windows, with eigenvalues crossing edges).
 """
 
 from __future__ import annotations
@@ -20,23 +18,33 @@ from jaxtyping import Array, Float, Int
 
 from .._checks import as_concrete
 
-__all__ = [
-    "LogShells",
-    "ShellBudget",
-    "shell_budget",
-    "flux_from_transfer",
-    "antisymmetric_shell_sum",
-]
+__all__ = ["LogShells"]
+
+
+def _scalar(value, name: str):
+    """`value` as a 0-d floating array; a clear error for anything else (e.g. a spectrum)."""
+    if np.ndim(value) != 0:
+        raise ValueError(
+            f"LogShells: {name} must be a scalar (0-d), got shape {np.shape(value)}; to cover "
+            "a spectrum use LogShells.from_spectrum(eigenvalues, ratio)"
+        )
+    array = jnp.asarray(value)
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        if not (jnp.issubdtype(array.dtype, jnp.integer) and array.dtype != jnp.bool_):
+            raise TypeError(f"LogShells: {name} must be a real number, got dtype {array.dtype}")
+        array = array.astype(jnp.result_type(float))  # float64 under x64, else float32
+    return array
 
 
 class LogShells(eqx.Module):
     """S + 2 logarithmic shells set by `lam_ref`, `ratio` b > 1 and `count` S ≥ 1.
 
-    `lam_ref` and `ratio` are arrays (a sweep can vmap over them without recompiling);
-    `count` is static (it sets shapes).
+    `lam_ref` and `ratio` are 0-d arrays (Python numbers and NumPy/JAX scalars are accepted;
+    a sweep can vmap over them without recompiling); `count` is static (it sets shapes).
 
-    **Raises:** `ValueError` for `count < 1`, a non-positive or non-finite `lam_ref`, or
-    `ratio <= 1`.
+    **Raises:** `ValueError` for `count < 1`, a `lam_ref` or `ratio` that is not 0-d, a
+    non-positive or non-finite `lam_ref`, or `ratio <= 1` (checked when the values are
+    concrete, skipped under `jit`/`vmap`); `TypeError` for a non-real `lam_ref` or `ratio`.
     """
 
     lam_ref: Float[Array, ""]
@@ -46,13 +54,14 @@ class LogShells(eqx.Module):
     def __init__(self, lam_ref, ratio, count: int):
         if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
             raise ValueError(f"LogShells: count must be an integer >= 1, got {count!r}")
+        lam_ref, ratio = _scalar(lam_ref, "lam_ref"), _scalar(ratio, "ratio")
         lam_ref_c, ratio_c = as_concrete(lam_ref), as_concrete(ratio)
         if lam_ref_c is not None and not (np.isfinite(lam_ref_c) and lam_ref_c > 0):
-            raise ValueError(f"LogShells: lam_ref must be finite and > 0, got {lam_ref!r}")
+            raise ValueError(f"LogShells: lam_ref must be finite and > 0, got {lam_ref_c!r}")
         if ratio_c is not None and not (np.isfinite(ratio_c) and ratio_c > 1):
-            raise ValueError(f"LogShells: ratio must be finite and > 1, got {ratio!r}")
-        self.lam_ref = jnp.asarray(lam_ref)
-        self.ratio = jnp.asarray(ratio)
+            raise ValueError(f"LogShells: ratio must be finite and > 1, got {ratio_c!r}")
+        self.lam_ref = lam_ref
+        self.ratio = ratio
         self.count = int(count)
 
     @classmethod
@@ -63,14 +72,36 @@ class LogShells(eqx.Module):
         $\\lambda_\\text{ref} b^{-S} < \\lambda_\\text{min}$ (concrete values only).
         """
         lam_max, lam_min, ratio = float(lam_max), float(lam_min), float(ratio)
-        if not (0 < lam_min <= lam_max) or ratio <= 1 or margin < 1:
+        if not (0 < lam_min <= lam_max < np.inf) or not ratio > 1 or not margin >= 1:
             raise ValueError(
-                f"LogShells.covering: need 0 < lam_min <= lam_max, ratio > 1, margin >= 1; got "
-                f"{lam_min}, {lam_max}, {ratio}, {margin}"
+                f"LogShells.covering: need 0 < lam_min <= lam_max < inf, ratio > 1, "
+                f"margin >= 1; got lam_min={lam_min}, lam_max={lam_max}, ratio={ratio}, "
+                f"margin={margin}"
             )
         lam_ref = margin * lam_max
         count = max(1, int(np.floor(np.log(lam_ref / lam_min) / np.log(ratio))) + 1)
         return cls(lam_ref, ratio, count)
+
+    @classmethod
+    def from_spectrum(
+        cls, eigenvalues, ratio=2.0, *, margin: float = 1.1, floor: float = 1e-12
+    ) -> LogShells:
+        """Shells covering a recorded spectrum (any shape, e.g. (T, n) along a run).
+
+        `lam_ref = margin · max λ` (with `margin > 1` the top mode is not on an edge and shell
+        0 is empty), and shells 1..S reach the smallest eigenvalue above `floor · max λ`
+        (smaller ones, zero modes and round-off, fall in the tail shell S+1).
+        """
+        lam = np.asarray(eigenvalues, np.float64).ravel()
+        if lam.size == 0 or not np.all(np.isfinite(lam)):
+            raise ValueError("LogShells.from_spectrum: eigenvalues must be finite and non-empty")
+        lam_max = float(lam.max())
+        if not lam_max > 0:
+            raise ValueError(
+                f"LogShells.from_spectrum: no positive eigenvalue (max {lam_max!r})"
+            )
+        resolved = lam[lam > floor * lam_max]
+        return cls.covering(lam_max, float(resolved.min()), ratio, margin=margin)
 
     @property
     def num_shells(self) -> int:
@@ -120,121 +151,10 @@ class LogShells(eqx.Module):
         return lam_ref * ratio ** -(position - 0.5)
 
 
-class ShellBudget(eqx.Module):
-    """Shell quantities (a leading time axis where the inputs had one).
+def __getattr__(name):
+    # Transitional: the budget moved to `shells.budget`; old `shells.grid` imports still work.
+    if name in ("ShellBudget", "shell_budget", "flux_from_transfer", "antisymmetric_shell_sum"):
+        from . import budget
 
-    - `energy` (S+2,): $E_s = \\sum_{k\\in s}\\varepsilon_k$
-    - `dissipation` (S+2,): $D_s = 2\\sum_{k\\in s}\\lambda_k\\varepsilon_k$
-    - `transfer` (S+2, S+2): $T_{ss'} = \\sum_{k\\in s, j\\in s'} T_{kj}$, into s from s'
-      (exactly antisymmetric, exactly zero diagonal)
-    - `flux` (S+1,): $\\Pi_{s|s+1}$, net flux from shells ≤ s into shells > s
-    """
-
-    energy: Float[Array, "... S+2"]
-    dissipation: Float[Array, "... S+2"]
-    transfer: Float[Array, "... S+2 S+2"]
-    flux: Float[Array, "... S+1"]
-
-    @property
-    def net_transfer(self) -> Float[Array, "... S+2"]:
-        """$\\sum_{s'} T_{ss'}$: energy gained by shell s from all others per unit time."""
-        return jnp.sum(self.transfer, axis=-1)
-
-    @property
-    def rate(self) -> Float[Array, "... S+2"]:
-        """$dE_s/dt = -D_s + \\Pi_{s-1|s} - \\Pi_{s|s+1}$ (no edge crossing)."""
-        zero = jnp.zeros_like(self.flux[..., :1])
-        inflow = jnp.concatenate([zero, self.flux], axis=-1)
-        outflow = jnp.concatenate([self.flux, zero], axis=-1)
-        return -self.dissipation + inflow - outflow
-
-    @property
-    def total_energy(self) -> Float[Array, ...]:
-        return jnp.sum(self.energy, axis=-1)
-
-
-def flux_from_transfer(transfer: Float[Array, "*T S+2 S+2"]) -> Float[Array, "*T S+1"]:
-    """$\\Pi_{s|s+1} = \\sum_{a \\le s < b'} T_{b'a}$ for s = 0..S (any leading axes)."""
-    num = transfer.shape[-1]
-    idx = jnp.arange(num)
-    boundary = jnp.arange(num - 1)
-    below = (idx[None, :] <= boundary[:, None]).astype(transfer.dtype)  # (S+1, a)
-    above = (idx[None, :] > boundary[:, None]).astype(transfer.dtype)  # (S+1, b')
-    return jnp.einsum("sb,...ba,sa->...s", above, transfer, below)
-
-
-def antisymmetric_shell_sum(
-    pair_matrix: Float[Array, "n n"], member: Float[Array, "n S"]
-) -> Float[Array, "S S"]:
-    """$\\sum_{k\\in s, j\\in s'} X_{kj}$ for an antisymmetric $X$, with exact cancellation.
-
-    Only the strict upper triangle k < j is summed, and the result is $U - U^T$. Every pair
-    (k, j) therefore enters $T_{ss'}$ and $T_{s's}$ as the same float with opposite signs:
-    the shell matrix is antisymmetric bit for bit and its diagonal (pairs inside one shell,
-    "intra-shell cancellation") is exactly zero, whatever the size of the individual
-    $X_{kj}$ (near-degenerate pairs inside a shell have huge $W_{kj}$).
-    """
-    n = pair_matrix.shape[-1]
-    upper = jnp.triu(jnp.ones((n, n), dtype=bool), k=1)
-    u = member.T @ jnp.where(upper, pair_matrix, jnp.zeros_like(pair_matrix)) @ member
-    return u - u.T
-
-
-def _shell_budget_single(shells, eigenvalues, coefficients, generator):
-    member = shells.membership(eigenvalues)
-    energy_modes = coefficients**2
-    transfer_modes = 2.0 * generator * jnp.outer(coefficients, coefficients)
-    transfer = antisymmetric_shell_sum(transfer_modes, member)
-    return ShellBudget(
-        energy=member.T @ energy_modes,
-        dissipation=member.T @ (2.0 * eigenvalues * energy_modes),
-        transfer=transfer,
-        flux=flux_from_transfer(transfer),
-    )
-
-
-@eqx.filter_jit
-def _shell_budget(shells, eigenvalues, coefficients, generator):
-    fn = _shell_budget_single
-    for _ in range(eigenvalues.ndim - 1):
-        fn = jax.vmap(fn, in_axes=(None, 0, 0, 0))
-    return fn(shells, eigenvalues, coefficients, generator)
-
-
-def shell_budget(
-    shells: LogShells,
-    eigenvalues: Float[Array, "*T n"],
-    coefficients: Float[Array, "*T n"],
-    generator: Float[Array, "*T n n"],
-) -> ShellBudget:
-    """Modewise shell budget from (eigenvalues, coefficients, Kato generator W).
-
-    Mode energy $\\varepsilon_k = c_k^2$, $T_{kj} = 2W_{kj}c_kc_j$ (docs/theory.md §2.3). Any number of
-    leading (time, sweep) axes are vmapped; the function is jit-compiled once per shape.
-
-    **Arguments:**
-    - `shells`: a `LogShells`.
-    - `eigenvalues`, `coefficients`: (..., n), e.g. `KatoSolution.eigenvalues/.coefficients`.
-    - `generator`: (..., n, n) antisymmetric $W$, e.g. `KatoSolution.generator`.
-
-    **Returns:** a `ShellBudget` with the same leading axes.
-
-    **Raises:** `ValueError` on mismatched shapes, `TypeError` on non-floating or mixed dtypes.
-    """
-    eigenvalues, coefficients, generator = map(jnp.asarray, (eigenvalues, coefficients, generator))
-    if (
-        eigenvalues.ndim < 1
-        or eigenvalues.shape != coefficients.shape
-        or generator.shape != (*eigenvalues.shape, eigenvalues.shape[-1])
-    ):
-        raise ValueError(
-            "shell_budget: expected eigenvalues (..., n), coefficients (..., n) and generator "
-            f"(..., n, n); got {eigenvalues.shape}, {coefficients.shape}, {generator.shape}"
-        )
-    dtypes = {eigenvalues.dtype, coefficients.dtype, generator.dtype}
-    if len(dtypes) != 1 or not jnp.issubdtype(eigenvalues.dtype, jnp.floating):
-        raise TypeError(
-            "shell_budget: eigenvalues, coefficients and generator must share one floating "
-            f"dtype; got {eigenvalues.dtype}, {coefficients.dtype}, {generator.dtype}"
-        )
-    return _shell_budget(shells, eigenvalues, coefficients, generator)
+        return getattr(budget, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,11 +29,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..operators.core import AbstractOperator
-from ..shells.grid import LogShells, ShellBudget, antisymmetric_shell_sum, flux_from_transfer
 from ..modes.spectral_state import eigh_descending
+from ..operators.base import AbstractOperator
+from .budget import ShellBudget, antisymmetric_shell_sum
+from .grid import LogShells
 
 __all__ = ["projector_budget", "projector_budget_along", "shell_projectors"]
+
+
+def masked_coupling(lam, g, masked):
+    """$G_{kj}/(\\lambda_k-\\lambda_j)$, zero on the `masked` pairs (divided only off them)."""
+    gaps = lam[:, None] - lam[None, :]
+    return jnp.where(masked, jnp.zeros_like(g), g / jnp.where(masked, 1.0, gaps))
 
 
 def _inter_shell_coupling(shells, matrix, derivative):
@@ -43,22 +50,14 @@ def _inter_shell_coupling(shells, matrix, derivative):
     g = 0.5 * (g + g.T)  # exact symmetry → the coupling below is exactly antisymmetric
     member = shells.membership(lam)
     same_shell = (member @ member.T) > 0.5
-    gaps = lam[:, None] - lam[None, :]
-    coupling = jnp.where(same_shell, jnp.zeros_like(g), g / jnp.where(same_shell, 1.0, gaps))
-    return lam, frame, member, coupling
+    return lam, frame, member, masked_coupling(lam, g, same_shell)
 
 
 def _projector_budget_single(shells, matrix, derivative, residual):
     lam, frame, member, coupling = _inter_shell_coupling(shells, matrix, derivative)
     c = frame.T @ residual
     transfer = antisymmetric_shell_sum(2.0 * coupling * jnp.outer(c, c), member)
-    energy_modes = c**2
-    return ShellBudget(
-        energy=member.T @ energy_modes,
-        dissipation=member.T @ (2.0 * lam * energy_modes),
-        transfer=transfer,
-        flux=flux_from_transfer(transfer),
-    )
+    return ShellBudget.from_modes(member, lam, c, transfer)
 
 
 @eqx.filter_jit
