@@ -1,10 +1,24 @@
-"""Test configuration: float64 and strict promotion for the whole suite (diffrax/equinox style).
+"""Test configuration, applied once for the whole suite.
 
-The library itself flips no global setting; the tests do, here, once.
+- jaxtyping shape annotations are checked at run time (beartype): the import hook is installed
+  here, before anything imports `spectral_jax`, so that every function and dataclass of the
+  package is checked. `SPECTRAL_JAX_TYPECHECK=0` turns the checks off (to measure their cost).
+- float64 and strict promotion (diffrax/equinox style). The library itself flips no global
+  setting; the tests do, here.
 """
 
-import jax
-import pytest
+import os
+import sys
+
+if os.environ.get("SPECTRAL_JAX_TYPECHECK", "1") != "0":
+    from jaxtyping import install_import_hook
+
+    if "spectral_jax" in sys.modules:  # a hook installed now would silently check nothing
+        raise RuntimeError("spectral_jax was imported before tests/conftest.py installed the hook")
+    install_import_hook("spectral_jax", "beartype.beartype")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

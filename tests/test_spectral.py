@@ -207,3 +207,15 @@ def test_degenerate_state_has_finite_generator():
     w = np.asarray(s.generator)
     assert np.all(np.isfinite(w))
     assert w[1, 2] == 0.0 and w[2, 1] == 0.0
+
+
+def test_degenerate_mask_is_transitive_in_any_order():
+    """A chain of small adjacent gaps is one cluster even where its ends are far apart."""
+    lam = np.array([1.0, 1.0 - 0.6e-7, 1.0 - 1.2e-7, 1.0 - 1.8e-7, 0.5])
+    expected = np.zeros((5, 5), bool)
+    expected[:4, :4] = True
+    np.fill_diagonal(expected, False)
+    np.testing.assert_array_equal(np.asarray(degenerate_mask(jnp.asarray(lam), 1e-7)), expected)
+    perm = np.array([3, 0, 4, 2, 1])
+    shuffled = np.asarray(degenerate_mask(jnp.asarray(lam[perm]), 1e-7))
+    np.testing.assert_array_equal(shuffled, expected[np.ix_(perm, perm)])

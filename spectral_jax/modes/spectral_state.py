@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from .clusters import cluster_labels
+
 __all__ = [
     "SpectralState",
     "eigh_descending",
@@ -22,25 +24,14 @@ __all__ = [
     "degenerate_mask",
     "kato_generator",
     "spectral_state",
-    "default_degenerate_rtol",
-    "default_cluster_rtol",
+    "default_degenerate_gap",
     "cluster_alignment",
-    "track_frame",
 ]
 
 
-def default_degenerate_rtol(dtype) -> float:
+def default_degenerate_gap(dtype) -> float:
     """Relative gap below which two eigenvalues are treated as one degenerate cluster."""
     return 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
-
-
-def default_cluster_rtol(dtype) -> float:
-    """Relative gap below which `solve_kato` transports eigenvalues as one block.
-
-    Pairs closer than this have a huge, stiff Kato coupling $G_{kj}/(\\lambda_k-\\lambda_j)$;
-    transporting their joint eigenspace instead (block Kato) is exact and smooth.
-    """
-    return 1e-7 if jnp.finfo(dtype).bits >= 64 else 1e-4
 
 
 class SpectralState(eqx.Module):
@@ -69,18 +60,22 @@ def fix_gauge(frame: Float[Array, "n n"]) -> Float[Array, "n n"]:
     return frame * jnp.where(signs == 0, 1.0, signs).astype(frame.dtype)[None, :]
 
 
-def degenerate_mask(eigenvalues: Float[Array, " n"], rtol: float) -> Bool[Array, "n n"]:
-    """Off-diagonal pairs whose gap is below `rtol` × max|λ| (numerically one eigenvalue)."""
-    scale = jnp.maximum(jnp.max(jnp.abs(eigenvalues)), jnp.finfo(eigenvalues.dtype).tiny)
-    gaps = jnp.abs(eigenvalues[:, None] - eigenvalues[None, :])
-    return (gaps <= rtol * scale) & ~jnp.eye(eigenvalues.shape[0], dtype=bool)
+def degenerate_mask(eigenvalues: Float[Array, " n"], relative_gap: float) -> Bool[Array, "n n"]:
+    """Off-diagonal pairs in one cluster: connected by adjacent gaps ≤ `relative_gap` × max|λ|.
+
+    Transitive (see `clusters.cluster_labels`); the eigenvalues may come in any order.
+    """
+    order = jnp.argsort(-eigenvalues)
+    sorted_labels = cluster_labels(eigenvalues[order], relative_gap).astype(order.dtype)
+    labels = jnp.zeros_like(order).at[order].set(sorted_labels)
+    return (labels[:, None] == labels[None, :]) & ~jnp.eye(eigenvalues.shape[0], dtype=bool)
 
 
 def align_frame(
     eigenvalues: Float[Array, " n"],
     frame: Float[Array, "n n"],
     reference: Float[Array, "n n"],
-    rtol: float,
+    relative_gap: float,
 ) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
     """Order and orient a fresh eigenbasis to continue `reference` (the previous frame).
 
@@ -93,7 +88,7 @@ def align_frame(
     Returns eigenvalues and frame in the reference's column order.
     """
     diag_overlap = jnp.sum(reference * frame, axis=0)
-    clusters = degenerate_mask(eigenvalues, rtol)
+    clusters = degenerate_mask(eigenvalues, relative_gap)
     easy = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(clusters)
 
     def signs_only(_):
@@ -101,7 +96,7 @@ def align_frame(
         return eigenvalues, frame * signs[None, :]
 
     def full(_):
-        lam, vec, rotation = cluster_alignment(eigenvalues, frame, reference, rtol)
+        lam, vec, rotation = cluster_alignment(eigenvalues, frame, reference, relative_gap)
         return lam, vec @ rotation
 
     return jax.lax.cond(easy, signs_only, full, None)
@@ -111,14 +106,14 @@ def cluster_alignment(
     eigenvalues: Float[Array, " n"],
     frame: Float[Array, "n n"],
     reference: Float[Array, "n n"],
-    rtol: float,
+    relative_gap: float,
 ) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "n n"]]:
     """Eigenbasis in the reference's labels, plus the rotation inside clusters.
 
     Returns `(eigenvalues, eigenvectors, rotation)`, columns in the reference's order, such
     that `eigenvectors @ rotation` is the orthonormal basis closest to `reference` among those
     spanning the same clusters of eigenspaces (orthogonal Procrustes, block-diagonal over
-    clusters of pairs closer than `rtol` × max|λ|). Signs of the eigenvectors make
+    clusters of pairs closer than `relative_gap` × max|λ|). Signs of the eigenvectors make
     `diag(rotation) ≥ 0`. Always takes the O(n³) path (overlap matrix and SVD).
     """
     n = eigenvalues.shape[0]
@@ -127,7 +122,7 @@ def cluster_alignment(
     is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
     perm = jnp.where(is_perm, perm, jnp.arange(n))
     lam, vec = eigenvalues[perm], frame[:, perm]
-    keep = degenerate_mask(lam, rtol) | jnp.eye(n, dtype=bool)
+    keep = degenerate_mask(lam, relative_gap) | jnp.eye(n, dtype=bool)
     block = jnp.where(keep, overlap[:, perm], 0.0)
     # max tr(O_b Q) over block-orthogonal Q: Q = (U Vh)^T with O_b = U S Vh.
     u, _, vh = jnp.linalg.svd(block)
@@ -136,28 +131,8 @@ def cluster_alignment(
     return lam, vec * signs[None, :], rotation * signs[:, None]
 
 
-def track_frame(
-    eigenvalues: Float[Array, " n"],
-    frame: Float[Array, "n n"],
-    reference: Float[Array, "n n"],
-    rtol: float,
-) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "n n"]]:
-    """`cluster_alignment`, with the O(n²) sign-only path (rotation = I) when it suffices."""
-    n = eigenvalues.shape[0]
-    diag_overlap = jnp.sum(reference * frame, axis=0)
-    easy = jnp.all(jnp.abs(diag_overlap) > 0.5) & ~jnp.any(degenerate_mask(eigenvalues, rtol))
-
-    def signs_only(_):
-        signs = jnp.where(diag_overlap < 0, -1.0, 1.0).astype(frame.dtype)
-        return eigenvalues, frame * signs[None, :], jnp.eye(n, dtype=frame.dtype)
-
-    return jax.lax.cond(
-        easy, signs_only, lambda _: cluster_alignment(eigenvalues, frame, reference, rtol), None
-    )
-
-
 def kato_generator(
-    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], rtol: float
+    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap: float
 ) -> Float[Array, "n n"]:
     """$W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$, exactly antisymmetric.
 
@@ -166,7 +141,7 @@ def kato_generator(
     """
     g = 0.5 * (projected_derivative + projected_derivative.T)  # exact symmetry → exact W = -W^T
     gaps = eigenvalues[:, None] - eigenvalues[None, :]
-    skip = degenerate_mask(eigenvalues, rtol) | jnp.eye(eigenvalues.shape[0], dtype=bool)
+    skip = degenerate_mask(eigenvalues, relative_gap) | jnp.eye(eigenvalues.shape[0], dtype=bool)
     return jnp.where(skip, 0.0, g / jnp.where(skip, 1.0, gaps)).astype(g.dtype)
 
 
@@ -175,18 +150,18 @@ def spectral_state(
     derivative: Float[Array, "n n"],
     reference: Float[Array, "n n"] | None = None,
     *,
-    rtol: float | None = None,
+    relative_gap: float | None = None,
 ) -> SpectralState:
     """From $(M, \\dot M)$ to eigenvalues, frame, $G$ and $W$.
 
     Without `reference` the eigenvalues are descending and the frame has the gauge of
     `fix_gauge`; with it, the frame continues `reference` (see `align_frame`).
     """
-    rtol = default_degenerate_rtol(matrix.dtype) if rtol is None else rtol
+    relative_gap = default_degenerate_gap(matrix.dtype) if relative_gap is None else relative_gap
     lam, vec = eigh_descending(matrix)
     if reference is None:
         vec = fix_gauge(vec)
     else:
-        lam, vec = align_frame(lam, vec, reference, rtol)
+        lam, vec = align_frame(lam, vec, reference, relative_gap)
     g = vec.T @ derivative @ vec
-    return SpectralState(lam, vec, g, kato_generator(g, lam, rtol))
+    return SpectralState(lam, vec, g, kato_generator(g, lam, relative_gap))
