@@ -3,9 +3,10 @@
 Import from `spectral_jax.operators` (or `spectral_jax`) instead.
 """
 
-from .base import AbstractOperator as AbstractOperator
-from .base import CallableOperator as CallableOperator
-from .base import FrozenOperator as FrozenOperator
-from .closed_form import RotatingPowerLaw as RotatingPowerLaw
-from .closed_form import banded_generator as banded_generator
+from .base import (
+    AbstractOperator as AbstractOperator,
+    CallableOperator as CallableOperator,
+    FrozenOperator as FrozenOperator,
+)
+from .closed_form import RotatingPowerLaw as RotatingPowerLaw, banded_generator as banded_generator
 from .interpolated import InterpolatedOperator as InterpolatedOperator
