@@ -4,11 +4,11 @@ Oracles are independent of the Kato machinery: `scipy.integrate.solve_ivp(method
 rtol 1e-13 on de/dt = −M(t)e, and the closed form of the rotating power law
 (`expm(tA) expm(−(Λ+A)t) c0`). Every case must agree to 1e-7, relative to ‖e(t)‖.
 
-Operators are equinox modules with array fields, so that cases of one shape share a compile.
+The operators (`spectral_jax.operators.adversarial`) are equinox modules with array fields, so
+cases of one shape share a compile.
 """
 
 import jax.numpy as jnp
-import jax.scipy.linalg
 import numpy as np
 import pytest
 import scipy.integrate
@@ -16,6 +16,12 @@ import scipy.linalg
 import scipy.stats
 
 import spectral_jax as sj
+from spectral_jax.operators import (
+    AvoidedCrossings,
+    BreathingRBF,
+    LowRankFeatures,
+    SplittingCluster,
+)
 
 KATO_TOL = dict(rtol=1e-11, atol=1e-14)
 REQUIRED = 1e-7
@@ -35,36 +41,10 @@ def _dop853(op, e0, ts):
     return sol.y.T
 
 
-class AvoidedCrossing(sj.AbstractOperator):
-    """U [[3 + (t−1), g, 0], [g, 3 − (t−1), 0], [0, 0, 0.5]] Uᵀ, or a block sum of such pairs."""
-
-    rotation: jnp.ndarray  # (n, n) orthogonal
-    centres: jnp.ndarray  # (m,) crossing times of the m pairs
-    couplings: jnp.ndarray  # (m,) minimal half-gaps g
-    spectator: jnp.ndarray  # (n − 2m,) constant eigenvalues
-
-    def __call__(self, t):
-        s = t - self.centres
-        pairs = [
-            jnp.array([[3.0 + s[i] + i, self.couplings[i]], [self.couplings[i], 3.0 - s[i] + i]])
-            for i in range(self.centres.shape[0])
-        ]
-        d = jnp.zeros(self.rotation.shape, self.rotation.dtype)
-        for i, block in enumerate(pairs):
-            d = d.at[2 * i : 2 * i + 2, 2 * i : 2 * i + 2].set(block)
-        k = 2 * len(pairs)
-        d = d.at[k:, k:].set(jnp.diag(self.spectator))
-        return self.rotation @ d @ self.rotation.T
-
-    @property
-    def dtype(self):
-        return self.rotation.dtype
-
-
 @pytest.mark.parametrize("g", [1e-4, 1e-6, 1e-8, 1e-9, 1e-10, 1e-12])
 def test_avoided_crossing_3d_matches_dop853(g):
     u = scipy.stats.ortho_group.rvs(3, random_state=1)
-    op = AvoidedCrossing(jnp.asarray(u), jnp.array([1.0]), jnp.array([g]), jnp.array([0.5]))
+    op = AvoidedCrossings(jnp.asarray(u), jnp.array([1.0]), jnp.array([g]), jnp.array([0.5]))
     e0, ts = np.array([1.0, 0.7, -0.4]), np.linspace(0.0, 2.0, 21)
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
@@ -75,7 +55,7 @@ def test_avoided_crossing_3d_matches_dop853(g):
 def test_two_avoided_crossings_in_eight_dimensions(g):
     """Two pairs crossing at different times (one of them at a saved time), four spectators."""
     u = scipy.stats.ortho_group.rvs(8, random_state=2)
-    op = AvoidedCrossing(
+    op = AvoidedCrossings(
         jnp.asarray(u), jnp.array([0.7, 1.0]), jnp.array([g, 10 * g]),
         jnp.array([0.9, 0.5, 0.2, 0.05]),
     )
@@ -133,28 +113,13 @@ def test_dense_power_law_tail_matches_closed_form(n, alpha, relative_gap):
     np.testing.assert_allclose(kato_e, exact_e, rtol=0, atol=REQUIRED * float(np.sum(c0**2)))
 
 
-class MovingFeatures(sj.AbstractOperator):
-    """M(t) = Z(t) Z(t)ᵀ / p with Z(t) = Z0 + t Z1 (n × p): exact zero modes when p < n."""
-
-    z0: jnp.ndarray
-    z1: jnp.ndarray
-
-    def __call__(self, t):
-        z = self.z0 + t * self.z1
-        return z @ z.T / self.z0.shape[1]
-
-    @property
-    def dtype(self):
-        return self.z0.dtype
-
-
 @pytest.mark.parametrize("p", [25, 40])
 def test_exact_zero_modes_match_dop853(p):
     """Width p < n: n − p exact zero eigenvalues form one large cluster the whole run."""
     rng = np.random.default_rng(1)
     n = 40
     z0, z1 = rng.normal(size=(n, p)), 0.3 * rng.normal(size=(n, p))
-    op = MovingFeatures(jnp.asarray(z0), jnp.asarray(z1))
+    op = LowRankFeatures(jnp.asarray(z0), jnp.asarray(z1))
     e0, ts = rng.normal(size=n), np.linspace(0.0, 3.0, 7)
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
@@ -162,23 +127,6 @@ def test_exact_zero_modes_match_dop853(p):
     if p < n:  # the zero modes keep their energy: no dissipation, no transport into them
         zero = np.asarray(kato.eigenvalues)[-1] < 1e-10
         assert zero.sum() == n - p
-
-
-class SplittingCluster(sj.AbstractOperator):
-    """Four eigenvalues that meet exactly at t = 1 (a cluster forms) and split again, rotating."""
-
-    rotation_generator: jnp.ndarray
-    base: jnp.ndarray
-    spread: jnp.ndarray
-
-    def __call__(self, t):
-        lam = self.base + (t - 1.0) ** 2 * self.spread
-        r = jax.scipy.linalg.expm(t * self.rotation_generator)
-        return (r * lam[None, :]) @ r.T
-
-    @property
-    def dtype(self):
-        return self.base.dtype
 
 
 def test_cluster_that_forms_and_splits_matches_dop853():
@@ -192,21 +140,6 @@ def test_cluster_that_forms_and_splits_matches_dop853():
     assert kato.succeeded
     assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
     assert any(abs(t - 1.0) < 1e-12 for t, *_ in kato.degenerate_pairs)
-
-
-class BreathingRBF(sj.AbstractOperator):
-    """Gaussian kernel on fixed points with a length scale that oscillates in time."""
-
-    points: jnp.ndarray
-
-    def __call__(self, t):
-        ell = 0.5 + 0.3 * jnp.sin(0.2 * t)
-        d2 = jnp.sum((self.points[:, None] - self.points[None]) ** 2, -1)
-        return jnp.exp(-d2 / (2 * ell**2)) / self.points.shape[0]
-
-    @property
-    def dtype(self):
-        return self.points.dtype
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
-from _network_runs import mlp_run, random_features_run
+from helpers import mlp_run, random_features_run
 
 from spectral_jax.networks import TrainingMethod, analyze_training
 

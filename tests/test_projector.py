@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_shells import N, rotating_case
+from helpers import ROTATING_N as N, rotating_case
 
 import spectral_jax as sj
 from spectral_jax.shells.projector import projector_budget, projector_budget_along, shell_projectors

@@ -5,10 +5,10 @@ form $c(t) = e^{-(\\Lambda+A)t}c_0$ of `RotatingPowerLaw`, whose time derivative
 $\\dot c = -(\\Lambda + A)c$ gives $dE_s/dt$ independently of the Kato solver.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import ROTATING_N as N, rotating_case
 
 import spectral_jax as sj
 from spectral_jax.shells.budget import _shell_budget, flux_from_transfer
@@ -146,21 +146,6 @@ def test_leading_axes_and_single_compilation(rng):
 # --------------------------------------------------------------------------------------------
 # Along a Kato run: the shell ODE against the closed form
 # --------------------------------------------------------------------------------------------
-
-N, T = 10, 64
-
-
-def rotating_case(lam, seed=0, coupling=0.25):
-    rng = np.random.default_rng(seed)
-    a = coupling * rng.normal(size=(N, N))
-    a = jnp.asarray(a - a.T)
-    op = sj.RotatingPowerLaw(jnp.asarray(lam), a)
-    c0 = jnp.asarray(rng.normal(size=N))
-    ts = jnp.linspace(0.0, 6.0, T)
-    sol = sj.solve_kato(op, c0, ts, rtol=1e-11, atol=1e-13)
-    exact_c = jax.vmap(lambda t: op.exact_coefficients(t, c0))(ts)
-    exact_dc = -(exact_c * op.eigenvalues[None, :] + exact_c @ a.T)
-    return op, c0, ts, sol, exact_c, exact_dc
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _network_runs import FD_STEPS, T_CENTER, mlp_run, random_features_run, teacher_data
 from flax import nnx
+from helpers import FD_STEPS, T_CENTER, mlp_run, random_features_run, teacher_data
 
 import spectral_jax as sj
 from spectral_jax.networks import (

@@ -22,7 +22,7 @@ from .._integrate import (
     solver_stats,
     uses_initial_step_guess,
 )
-from ..operators.core import AbstractOperator
+from ..operators import AbstractOperator
 from .self_check import OperatorError
 
 __all__ = ["DirectSolution", "solve_direct"]

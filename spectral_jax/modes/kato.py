@@ -24,9 +24,12 @@ whatever the cluster threshold, which only trades the stiffness of $1/(\\lambda_
 against how long a pair is treated as a block.
 
 **Saved outputs** are in the eigenbasis, sorted by descending eigenvalue: eigenvector signs
-follow the tracked frame, and inside a cluster the basis is the rotation of the eigenvectors
-closest to the tracked frame (orthogonal Procrustes), which is the parallel-transport gauge.
-They are computed inside the solve at each saved time (`diffrax.SaveAt(fn=...)`).
+follow the tracked frame; only where eigenvalues agree to round-off (`Clusters.output_gap`),
+the basis is the rotation of the eigenvectors closest to the tracked frame (orthogonal
+Procrustes, the parallel-transport gauge) and the saved $W$ is 0 inside. The saved generator
+is otherwise the full Kato $W$, even where the transport treated a pair as a block, so that
+budgets built from the outputs see the whole coupling of an avoided crossing. Outputs are
+computed inside the solve at each saved time (`diffrax.SaveAt(fn=...)`).
 
 **Self-check** (`SelfCheck`, on by default): the state also carries an independent integration
 of $\\dot e = -Me$ (one matrix–vector product per right-hand side); a reconstruction $\\Phi c$
@@ -172,16 +175,16 @@ def _gauge_rotation(matched_overlap, inside):
 
 
 def _save(t, state: KatoState, args):
-    op, relative_gap, reduce, e0_norm = args
+    op, output_gap, reduce, e0_norm = args
     m, dm = op.value_and_derivative(t)
     lam, vec = eigh_descending(m)
     overlap = _mm(vec.T, state.frame)
     order = _labels(overlap)
-    inside = same_cluster(lam, relative_gap)
+    inside = same_cluster(lam, output_gap)
     q = _gauge_rotation(overlap[:, order], inside)
     frame = _mm(vec, q)  # output basis: eigenvectors, gauge of the tracked frame
     g_eigen = _mm(_mm(vec.T, dm), vec)
-    generator = _mm(_mm(q.T, cluster_generator(g_eigen, lam, relative_gap)), q)
+    generator = _mm(_mm(q.T, cluster_generator(g_eigen, lam, output_gap)), q)
     rates = jnp.einsum("ik,ij,jk->k", q, g_eigen, q, precision=_HIGHEST)
     residual = state.frame @ state.coefficients
     coefficients = frame.T @ residual
@@ -213,8 +216,8 @@ def _error_norm(error: KatoState):
 
 @eqx.filter_jit
 def _solve_kato(
-    op, e0, ts, relative_gap, reduce, solver, stepsize_controller, dt0, max_steps, throw,
-    check_enabled, progress_meter,
+    op, e0, ts, relative_gap, output_gap, reduce, solver, stepsize_controller, dt0, max_steps,
+    throw, check_enabled, progress_meter,
 ):
     m0 = op(ts[0])
     lam0, vec0 = eigh_descending(m0)
@@ -237,7 +240,7 @@ def _solve_kato(
         dt0=dt0,
         max_steps=max_steps,
         throw=throw,
-        save_fn=lambda t, y, _: _save(t, y, (op, relative_gap, reduce, e0_norm)),
+        save_fn=lambda t, y, _: _save(t, y, (op, output_gap, reduce, e0_norm)),
         event=event,
         progress_meter=progress_meter,
     )
@@ -395,8 +398,8 @@ def solve_kato(
     check_rtol = float(np.asarray(controller_rtol)) if controller_rtol is not None else 1e-8
     check_tolerance = self_check.resolve(check_rtol)
     sol = _solve_kato(
-        op, e0, ts, clusters.resolve(dtype), reduce, solver, stepsize_controller, dt0, max_steps,
-        throw, self_check.enabled, progress_meter,
+        op, e0, ts, clusters.resolve(dtype), clusters.resolve_output(dtype), reduce, solver,
+        stepsize_controller, dt0, max_steps, throw, self_check.enabled, progress_meter,
     )
     saved: _Saved = sol.ys[0]
     final_t, final_state = sol.ts[1][-1], jax.tree_util.tree_map(lambda x: x[-1], sol.ys[1])

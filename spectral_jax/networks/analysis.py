@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..modes.kato import KatoSolution, solve_kato
-from ..shells.grid import LogShells, ShellBudget, shell_budget
+from ..shells import LogShells, ShellBudget, shell_budget
 from .lazy import lazy_test_error_by_shell
 from .record import TrainingRecord
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..operators.core import InterpolatedOperator
+from ..operators import InterpolatedOperator
 from ._apply import all_finite, scalar_outputs
 from .flow import ntk_flow_derivative
 from .ntk import NTKImplementation, empirical_ntk

@@ -1,5 +1,11 @@
 """Where M(t) comes from: operators with a value and an exact time derivative."""
 
+from .adversarial import (
+    AvoidedCrossings as AvoidedCrossings,
+    BreathingRBF as BreathingRBF,
+    LowRankFeatures as LowRankFeatures,
+    SplittingCluster as SplittingCluster,
+)
 from .base import (
     AbstractOperator as AbstractOperator,
     CallableOperator as CallableOperator,

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..operators.core import AbstractOperator
+from ..operators import AbstractOperator
 
 __all__ = ["TransportChainOperator"]
 

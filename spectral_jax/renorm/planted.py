@@ -43,7 +43,8 @@ from jaxtyping import Array, Float
 
 from .._checks import check_times
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
-from ..shells.grid import LogShells, ShellBudget, flux_from_transfer
+from ..shells.budget import ShellBudget, flux_from_transfer
+from ..shells.grid import LogShells
 from .chain_operator import TransportChainOperator
 from .closures import PowerLawTransport, closure
 from .options import ClosureKind

@@ -149,12 +149,3 @@ class LogShells(eqx.Module):
         lam_ref = self.lam_ref.astype(position.dtype)
         ratio = self.ratio.astype(position.dtype)
         return lam_ref * ratio ** -(position - 0.5)
-
-
-def __getattr__(name):
-    # Transitional: the budget moved to `shells.budget`; old `shells.grid` imports still work.
-    if name in ("ShellBudget", "shell_budget", "flux_from_transfer", "antisymmetric_shell_sum"):
-        from . import budget
-
-        return getattr(budget, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
