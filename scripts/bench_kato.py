@@ -102,7 +102,7 @@ def rhs_table(sizes, repeats: int) -> list[dict]:
     import equinox as eqx
 
     from spectral_jax.modes.clusters import Clusters
-    from spectral_jax.modes.kato import KatoState, kato_vector_field
+    from spectral_jax.modes.kato_field import KatoState, kato_vector_field
     from spectral_jax.modes.spectral_state import eigh_descending, fix_gauge
 
     relative_gap = Clusters().resolve(jnp.float64)

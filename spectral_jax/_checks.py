@@ -24,7 +24,7 @@ def roundoff_tolerance(matrix: np.ndarray) -> float:
     n = matrix.shape[0]
     eps = np.finfo(matrix.dtype).eps if np.issubdtype(matrix.dtype, np.floating) else 1e-16
     scale = float(np.abs(matrix).max()) if matrix.size else 0.0
-    return 10.0 * max(n, 1) * eps * scale
+    return float(10.0 * max(n, 1) * eps * scale)
 
 
 def check_matrix_values(matrix: np.ndarray, name: str, *, check_psd: bool = True) -> None:

@@ -16,17 +16,12 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.linalg
+from helpers import count_compilations, rel_err as _rel_err
 
 import spectral_jax as sj
 from spectral_jax._integrate import integrate, solver_stats
 
 F64_RTOL, F64_ATOL = 1e-9, 1e-12  # solver tolerances used by the float64 checks
-
-
-def _rel_err(x, ref):
-    """Largest over saved times of ‖x(t) − ref(t)‖ / ‖ref(t)‖."""
-    x, ref = np.asarray(x), np.asarray(ref)
-    return float(np.max(np.linalg.norm(x - ref, axis=-1) / np.linalg.norm(ref, axis=-1)))
 
 
 def _banded_generator(rng, n, bandwidth, scale):
@@ -535,24 +530,14 @@ def test_float32_rotating_closed_form():
 
 def test_new_tolerances_do_not_recompile():
     """Tolerances are traced values: a sweep over rtol reuses one compiled solve."""
-    compiles = []
-
-    def listener(name, duration, **kwargs):
-        if name == "/jax/core/compile/backend_compile_duration":
-            compiles.append(name)
-
     n = 6
     op = sj.FrozenOperator(jnp.diag(jnp.arange(1.0, n + 1.0)))
     e0, ts = jnp.ones(n), jnp.linspace(0.0, 1.0, 3)
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        for solve in (sj.solve_kato, sj.solve_direct):
-            solve(op, e0, ts, rtol=1e-6, atol=1e-8)
-            compiles.clear()
+    for solve in (sj.solve_kato, sj.solve_direct):
+        solve(op, e0, ts, rtol=1e-6, atol=1e-8)
+        with count_compilations() as compiles:
             solve(op, e0, ts, rtol=1e-7, atol=1e-9)
-            assert compiles == [], solve.__name__
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+        assert compiles.count == 0, (solve.__name__, compiles.names)
 
 
 def test_near_degenerate_pair_is_transported_as_a_block():

@@ -14,6 +14,7 @@ import pytest
 import scipy.integrate
 import scipy.linalg
 import scipy.stats
+from helpers import rel_err as _rel_err
 
 import spectral_jax as sj
 from spectral_jax.operators import (
@@ -25,11 +26,6 @@ from spectral_jax.operators import (
 
 KATO_TOL = dict(rtol=1e-11, atol=1e-14)
 REQUIRED = 1e-7
-
-
-def _rel_err(x, ref):
-    x, ref = np.asarray(x), np.asarray(ref)
-    return float(np.max(np.linalg.norm(x - ref, axis=-1) / np.linalg.norm(ref, axis=-1)))
 
 
 def _dop853(op, e0, ts):

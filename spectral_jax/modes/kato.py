@@ -47,25 +47,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from .._checks import (
     check_operator_type,
     check_solver_options,
     check_state,
     describe_operator,
-    operator_is_invalid,
 )
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
 from ..operators import AbstractOperator
-from .clusters import Clusters, same_cluster
+from .clusters import Clusters
+from .kato_field import KatoState, kato_vector_field, matmul_highest
+from .kato_outputs import save_outputs
+from .kato_solution import KatoSolution, as_index, relative_gaps
 from .self_check import OperatorError, SelfCheck, SelfCheckError, describe_mismatch
 from .spectral_state import eigh_descending, fix_gauge
 
@@ -77,135 +78,8 @@ __all__ = [
     "solve_kato",
 ]
 
-_HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def _mm(a, b):
-    # Full precision even where float32 products default to reduced precision (accelerators).
-    return jnp.matmul(a, b, precision=_HIGHEST)
-
-
 class PrecisionWarning(UserWarning):
     """A solve runs in a precision that cannot resolve the spectrum it meets."""
-
-
-class KatoState(NamedTuple):
-    frame: Float[Array, "n n"]  # tracked Φ; e = Φ c
-    coefficients: Float[Array, " n"]
-    reference: Float[Array, " n"] | None  # independent e(t) (self-check), None when disabled
-    violation: Float[Array, ""]  # time spent with an invalid operator (> 0 ends the solve)
-
-
-def cluster_generator(
-    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap
-) -> Float[Array, "n n"]:
-    """$W_{kj} = G_{kj}/(\\lambda_k-\\lambda_j)$ between clusters, 0 inside (antisymmetric)."""
-    g = 0.5 * (projected_derivative + projected_derivative.T)
-    inside = same_cluster(eigenvalues, relative_gap)
-    gaps = eigenvalues[:, None] - eigenvalues[None, :]
-    return jnp.where(inside, 0.0, g / jnp.where(inside, 1.0, gaps)).astype(g.dtype)
-
-
-def kato_vector_field(t, state: KatoState, args) -> KatoState:
-    """$(\\dot\\Phi, \\dot c, \\dot e_\\text{ref}, \\text{violation})$ at time t.
-
-    `args = (op, relative_gap)`; see the module docstring for the equations.
-    """
-    op, relative_gap = args
-    m, dm = op.value_and_derivative(t)
-    invalid = operator_is_invalid(m, dm)
-    m, dm = (jnp.where(invalid, 0.0, x) for x in (m, dm))  # keep eigh finite; the step is void
-    lam, vec = eigh_descending(m)
-    invalid = invalid | operator_is_invalid(m, None, lam)
-    overlap = _mm(vec.T, state.frame)  # R = VᵀΦ
-    w = cluster_generator(_mm(_mm(vec.T, dm), vec), lam, relative_gap)
-    d = overlap @ state.coefficients  # e in the eigenbasis
-    c_dot = overlap.T @ (w @ d - lam * d)
-    frame_dot = -_mm(_mm(vec, w), overlap)
-    ref_dot = None if state.reference is None else -(m @ state.reference)
-
-    def void(x):  # an invalid operator moves nothing but the violation clock
-        return None if x is None else jnp.where(invalid, jnp.zeros_like(x), x)
-
-    return KatoState(
-        void(frame_dot), void(c_dot), void(ref_dot), invalid.astype(state.violation.dtype)
-    )
-
-
-class _Saved(NamedTuple):
-    eigenvalues: Any
-    coefficients: Any
-    reference_coefficients: Any
-    generator: Any
-    frames: Any
-    residuals: Any
-    reduced: Any
-    reduced_reference: Any
-    eigenvalue_rates: Any
-    order: Any
-    mismatch: Any
-    mismatch_mode: Any
-
-
-def _labels(overlap):
-    """Tracked label of each sorted eigenvector (largest overlap); identity if not a permutation."""
-    n = overlap.shape[0]
-    perm = jnp.argmax(jnp.abs(overlap), axis=1)
-    is_perm = jnp.all(jnp.zeros(n, jnp.int32).at[perm].add(1) == 1)
-    return jnp.where(is_perm, perm, jnp.arange(n))
-
-
-def _gauge_rotation(matched_overlap, inside):
-    """Block rotation Q maximising tr(Qᵀ B), B the overlap restricted to clusters (Procrustes).
-
-    Without clusters this is the sign of each diagonal overlap (O(n²)); with clusters, one SVD.
-    """
-    n = matched_overlap.shape[0]
-    has_cluster = jnp.any(inside & ~jnp.eye(n, dtype=bool))
-
-    def signs(_):
-        s = jnp.where(jnp.diagonal(matched_overlap) < 0, -1.0, 1.0)
-        return jnp.diag(s.astype(matched_overlap.dtype))
-
-    def procrustes(_):
-        u, _, vh = jnp.linalg.svd(jnp.where(inside, matched_overlap, 0.0))
-        return _mm(u, vh)
-
-    return jax.lax.cond(has_cluster, procrustes, signs, None)
-
-
-def _save(t, state: KatoState, args):
-    op, output_gap, reduce, e0_norm = args
-    m, dm = op.value_and_derivative(t)
-    lam, vec = eigh_descending(m)
-    overlap = _mm(vec.T, state.frame)
-    order = _labels(overlap)
-    inside = same_cluster(lam, output_gap)
-    q = _gauge_rotation(overlap[:, order], inside)
-    frame = _mm(vec, q)  # output basis: eigenvectors, gauge of the tracked frame
-    g_eigen = _mm(_mm(vec.T, dm), vec)
-    generator = _mm(_mm(q.T, cluster_generator(g_eigen, lam, output_gap)), q)
-    rates = jnp.einsum("ik,ij,jk->k", q, g_eigen, q, precision=_HIGHEST)
-    residual = state.frame @ state.coefficients
-    coefficients = frame.T @ residual
-    if state.reference is None:
-        reference_coefficients, mismatch, mode = None, jnp.zeros((), lam.dtype), jnp.zeros(())
-    else:
-        reference_coefficients = frame.T @ state.reference
-        mismatch = jnp.linalg.norm(residual - state.reference) / e0_norm
-        mode = jnp.argmax(jnp.abs(coefficients - reference_coefficients))
-    if reduce is None:
-        kept, reduced, reduced_ref = (generator, frame), None, None
-    else:  # only the reduction leaves the solve: no (T, n, n) arrays are stored
-        kept = (None, None)
-        reduced = reduce(lam, coefficients, generator)
-        reduced_ref = None
-        if reference_coefficients is not None:
-            reduced_ref = reduce(lam, reference_coefficients, generator)
-    return _Saved(
-        lam, coefficients, reference_coefficients, *kept, residual, reduced, reduced_ref, rates,
-        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),  # float: see _as_index
-    )
 
 
 def _error_norm(error: KatoState):
@@ -224,7 +98,7 @@ def _solve_kato(
     frame0 = fix_gauge(vec0)
     state0 = KatoState(
         frame0,
-        _mm(frame0.T, e0[:, None])[:, 0],
+        matmul_highest(frame0.T, e0[:, None])[:, 0],
         e0 if check_enabled else None,
         jnp.zeros((), e0.dtype),
     )
@@ -240,97 +114,10 @@ def _solve_kato(
         dt0=dt0,
         max_steps=max_steps,
         throw=throw,
-        save_fn=lambda t, y, _: _save(t, y, (op, output_gap, reduce, e0_norm)),
+        save_fn=lambda t, y, _: save_outputs(t, y, (op, output_gap, reduce, e0_norm)),
         event=event,
         progress_meter=progress_meter,
     )
-
-
-class KatoSolution(eqx.Module):
-    """Result of `solve_kato`, at the saved times, modes sorted by descending eigenvalue.
-
-    - `ts` (T,), `eigenvalues` (T, n), `coefficients` (T, n) ($c = \\Phi^T e$ in the saved
-      eigenbasis), `generator` (T, n, n) (Kato $W$; 0 inside clusters), `frames` (T, n, n)
-      (the eigenvectors $\\Phi$, signs continuous along the run, parallel-transport gauge inside
-      clusters; `frames @ coefficients` is $e$), `residuals` (T, n) ($e = \\Phi c$ from the Kato
-      state), `eigenvalue_rates` (T, n) ($\\dot\\lambda$), `order` (T, n) (tracked label of
-      each sorted mode: a change marks a crossing), `relative_gaps` (T, n-1) (adjacent gaps
-      over $\\lambda_1$), `min_gap` / `min_gap_index` (T,).
-    - Self-check: `reference_coefficients` (T, n) (the independent $e(t)$ in the same basis, or
-      None when disabled), `self_check_mismatch` (T,) ($\\|\\Phi c - e\\|/\\|e_0\\|$),
-      `self_check_mode` (T,) (the mode carrying most of it), `self_check_tolerance`.
-    - `reduced` / `reduced_reference`: with `solve_kato(..., reduce=f)`, `f(eigenvalues,
-      coefficients, generator)` at each saved time from the Kato coefficients and from the
-      reference; `generator` and `frames` are then None.
-    - `stats` (steps, right-hand-side evaluations), `result` (diffrax's code), `error` (None or
-      the message of the failure), `succeeded`.
-    """
-
-    ts: Float[Array, " T"]
-    eigenvalues: Float[Array, "T n"]
-    coefficients: Float[Array, "T n"]
-    generator: Float[Array, "T n n"] | None
-    frames: Float[Array, "T n n"] | None
-    residuals: Float[Array, "T n"]
-    reference_coefficients: Float[Array, "T n"] | None
-    reduced: Any
-    reduced_reference: Any
-    eigenvalue_rates: Float[Array, "T n"]
-    order: Int[Array, "T n"]
-    relative_gaps: Float[Array, "T _"]
-    min_gap: Float[Array, " T"]
-    min_gap_index: Int[Array, " T"]
-    self_check_mismatch: Float[Array, " T"]
-    self_check_mode: Int[Array, " T"]
-    stats: dict
-    result: diffrax.RESULTS
-    error: str | None = eqx.field(static=True)
-    self_check_tolerance: float = eqx.field(static=True)
-    degeneracy_threshold: float = eqx.field(static=True)
-
-    @property
-    def energies(self) -> Float[Array, "T n"]:
-        """Mode energies $\\varepsilon_k = c_k^2$."""
-        return self.coefficients**2
-
-    @property
-    def loss(self) -> Float[Array, " T"]:
-        """$L = \\sum_k \\varepsilon_k / (2n)$."""
-        return jnp.sum(self.energies, axis=-1) / (2 * self.coefficients.shape[-1])
-
-    @property
-    def degenerate_pairs(self) -> list[tuple[float, int, int, float]]:
-        """Near-degenerate adjacent pairs at the saved times: (t, k, k+1, relative gap)."""
-        gaps, ts = np.asarray(self.relative_gaps), np.asarray(self.ts)
-        hits = np.argwhere(gaps < self.degeneracy_threshold)
-        return [(float(ts[i]), int(k), int(k) + 1, float(gaps[i, k])) for i, k in hits]
-
-    @property
-    def crossings(self) -> list[tuple[float, float, tuple[int, ...]]]:
-        """Changes of the sorted order between saved times: (t_i, t_{i+1}, labels that moved)."""
-        order, ts = np.asarray(self.order), np.asarray(self.ts)
-        out = []
-        for i in range(order.shape[0] - 1):
-            moved = order[i] != order[i + 1]
-            if np.any(moved):
-                out.append((float(ts[i]), float(ts[i + 1]), tuple(int(x) for x in order[i][moved])))
-        return out
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None and bool(self.result == diffrax.RESULTS.successful)
-
-
-def _as_index(x):
-    # Saved as floats because diffrax fills saves past an early stop with inf; those become -1.
-    return jnp.where(jnp.isfinite(x), x, -1).astype(jnp.int32)
-
-
-def _relative_gaps(lam):
-    scale = jnp.maximum(jnp.abs(lam[:, :1]), jnp.finfo(lam.dtype).tiny)
-    if lam.shape[1] > 1:
-        return (lam[:, :-1] - lam[:, 1:]) / scale
-    return jnp.full((lam.shape[0], 1), jnp.inf, lam.dtype)
 
 
 def solve_kato(
@@ -401,7 +188,7 @@ def solve_kato(
         op, e0, ts, clusters.resolve(dtype), clusters.resolve_output(dtype), reduce, solver,
         stepsize_controller, dt0, max_steps, throw, self_check.enabled, progress_meter,
     )
-    saved: _Saved = sol.ys[0]
+    saved = sol.ys[0]
     final_t, final_state = sol.ts[1][-1], jax.tree_util.tree_map(lambda x: x[-1], sol.ys[1])
     guess = uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0])
     stats = solver_stats(sol, solver, initial_step_guess=guess)
@@ -431,9 +218,9 @@ def solve_kato(
         if throw:
             raise SelfCheckError(error)
 
-    relative_gaps = _relative_gaps(saved.eigenvalues)
+    gaps = relative_gaps(saved.eigenvalues)
     if np.finfo(dtype).bits < 64 and error is None:
-        smallest = float(jnp.min(relative_gaps))
+        smallest = float(jnp.min(gaps))
         if smallest < clusters.resolve(dtype):
             warnings.warn(
                 f"solve_kato runs in {np.dtype(dtype).name} and meets relative eigenvalue gaps of "
@@ -454,12 +241,12 @@ def solve_kato(
         reduced=saved.reduced,
         reduced_reference=saved.reduced_reference,
         eigenvalue_rates=saved.eigenvalue_rates,
-        order=_as_index(saved.order),
-        relative_gaps=relative_gaps,
-        min_gap=jnp.min(relative_gaps, axis=1),
-        min_gap_index=jnp.argmin(relative_gaps, axis=1),
+        order=as_index(saved.order),
+        relative_gaps=gaps,
+        min_gap=jnp.min(gaps, axis=1),
+        min_gap_index=jnp.argmin(gaps, axis=1),
         self_check_mismatch=saved.mismatch,
-        self_check_mode=_as_index(saved.mismatch_mode),
+        self_check_mode=as_index(saved.mismatch_mode),
         stats=stats,
         result=sol.result,
         error=error,

@@ -1,0 +1,66 @@
+"""The right-hand side of the Kato system: state, generator and vector field (docs/theory.md §2.2).
+
+See `spectral_jax.modes.kato` for the equations and why they are exact for any cluster threshold.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._checks import operator_is_invalid
+from .clusters import same_cluster
+from .spectral_state import eigh_descending
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def matmul_highest(a, b):
+    # Full precision even where float32 products default to reduced precision (accelerators).
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+class KatoState(NamedTuple):
+    frame: Float[Array, "n n"]  # tracked Φ; e = Φ c
+    coefficients: Float[Array, " n"]
+    reference: Float[Array, " n"] | None  # independent e(t) (self-check), None when disabled
+    violation: Float[Array, ""]  # time spent with an invalid operator (> 0 ends the solve)
+
+
+def cluster_generator(
+    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap
+) -> Float[Array, "n n"]:
+    """$W_{kj} = G_{kj}/(\\lambda_k-\\lambda_j)$ between clusters, 0 inside (antisymmetric)."""
+    g = 0.5 * (projected_derivative + projected_derivative.T)
+    inside = same_cluster(eigenvalues, relative_gap)
+    gaps = eigenvalues[:, None] - eigenvalues[None, :]
+    return jnp.where(inside, 0.0, g / jnp.where(inside, 1.0, gaps)).astype(g.dtype)
+
+
+def kato_vector_field(t, state: KatoState, args) -> KatoState:
+    """$(\\dot\\Phi, \\dot c, \\dot e_\\text{ref}, \\text{violation})$ at time t.
+
+    `args = (op, relative_gap)`; see the module docstring for the equations.
+    """
+    op, relative_gap = args
+    m, dm = op.value_and_derivative(t)
+    invalid = operator_is_invalid(m, dm)
+    m, dm = (jnp.where(invalid, 0.0, x) for x in (m, dm))  # keep eigh finite; the step is void
+    lam, vec = eigh_descending(m)
+    invalid = invalid | operator_is_invalid(m, None, lam)
+    overlap = matmul_highest(vec.T, state.frame)  # R = VᵀΦ
+    w = cluster_generator(matmul_highest(matmul_highest(vec.T, dm), vec), lam, relative_gap)
+    d = overlap @ state.coefficients  # e in the eigenbasis
+    c_dot = overlap.T @ (w @ d - lam * d)
+    frame_dot = -matmul_highest(matmul_highest(vec, w), overlap)
+    ref_dot = None if state.reference is None else -(m @ state.reference)
+
+    def void(x):  # an invalid operator moves nothing but the violation clock
+        return None if x is None else jnp.where(invalid, jnp.zeros_like(x), x)
+
+    return KatoState(
+        void(frame_dot), void(c_dot), void(ref_dot), invalid.astype(state.violation.dtype)
+    )
