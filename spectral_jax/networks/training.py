@@ -18,7 +18,7 @@ import optax
 from jaxtyping import Array, Float
 
 from .._checks import check_solver_options, check_times
-from .._integrate import default_controller
+from .._integrate import default_controller, integrate
 from .record import (
     TrainingConfig,
     TrainingMethod,
@@ -62,8 +62,13 @@ def _flow_field(t, theta, args):
     return jax.tree.map(jnp.negative, jax.grad(loss)(theta))
 
 
-_FLOW_TERM = diffrax.ODETerm(_flow_field)
-_diffeqsolve = eqx.filter_jit(diffrax.diffeqsolve)
+@eqx.filter_jit
+def _integrate_flow(params, ts, args, solver, stepsize_controller, max_steps, progress_meter):
+    # The package's one route into diffrax (first step estimated, same saving conventions).
+    return integrate(
+        _flow_field, params, ts, args, solver=solver, stepsize_controller=stepsize_controller,
+        dt0=None, max_steps=max_steps, throw=True, progress_meter=progress_meter,
+    )
 
 
 def gradient_flow(
@@ -81,6 +86,7 @@ def gradient_flow(
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     max_steps: int = 200_000,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
     alpha: float | None = None,
 ) -> TrainingRecord:
     """Exact gradient flow $\\dot\\theta = -\\nabla L$ integrated with diffrax (the reference).
@@ -94,7 +100,8 @@ def gradient_flow(
       `TrainingConfig()`.
     - `x_test`, `y_test`: optional test data.
     - `rtol`, `atol`: tolerances of the default `diffrax.PIDController`; `solver` (default
-      `diffrax.Dopri8()`), `stepsize_controller` (overrides `rtol`/`atol`), `max_steps`.
+      `diffrax.Dopri8()`), `stepsize_controller` (overrides `rtol`/`atol`), `max_steps`,
+      `progress_meter` (any diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`).
     - `alpha`: deprecated spelling of `config=TrainingConfig(output_scale=alpha)`.
 
     **Returns:** a `TrainingRecord` with `method=TrainingMethod.GRADIENT_FLOW`.
@@ -112,17 +119,14 @@ def gradient_flow(
         stepsize_controller = default_controller(rtol, atol, dtype=dtype)
     ts_j = jnp.asarray(ts, dtype)
     f0 = outputs(apply_fn, params, x)
-    sol = _diffeqsolve(
-        _FLOW_TERM,
+    sol = _integrate_flow(
+        params,
+        ts_j,
+        (apply_fn, x, y, f0, jnp.asarray(config.output_scale, dtype)),
         diffrax.Dopri8() if solver is None else solver,
-        t0=ts_j[0],
-        t1=ts_j[-1],
-        dt0=None,
-        y0=params,
-        args=(apply_fn, x, y, f0, jnp.asarray(config.output_scale, dtype)),
-        saveat=diffrax.SaveAt(ts=ts_j),
-        stepsize_controller=stepsize_controller,
-        max_steps=max_steps,
+        stepsize_controller,
+        max_steps,
+        progress_meter,
     )
     return record_trajectory(
         apply_fn, params, sol.ys, ts_j, x, y, config=config, x_test=x_test, y_test=y_test,
