@@ -19,7 +19,7 @@ def check_square(shape, name: str) -> None:
         raise ValueError(f"{name} must be a square (n, n) matrix, got shape {tuple(shape)}")
 
 
-def roundoff_tolerance(matrix: np.ndarray) -> float:
+def roundoff_tolerance(matrix: np.ndarray) -> float | np.floating:
     """Size of round-off in a symmetric eigenproblem: a few n·eps·‖M‖."""
     n = matrix.shape[0]
     eps = np.finfo(matrix.dtype).eps if np.issubdtype(matrix.dtype, np.floating) else 1e-16
@@ -155,9 +155,8 @@ def describe_operator(op, t: float, *, with_derivative: bool) -> str | None:
 
 def check_operator_type(op) -> None:
     """The operator argument is an operator object, not a bare array or function."""
-    from .operators import AbstractOperator
-
-    if isinstance(op, AbstractOperator):
+    # Duck-typed (an operator has a value and a derivative): this layer sits below `operators`.
+    if callable(op) and hasattr(op, "value_and_derivative") and hasattr(op, "dtype"):
         return
     if hasattr(op, "shape") and hasattr(op, "dtype"):
         raise TypeError(

@@ -228,6 +228,7 @@ def test_float32_with_unresolvable_gaps_warns():
         warnings.simplefilter("error", sj.PrecisionWarning)
         sol = sj.solve_kato(
             sj.FrozenOperator(jnp.diag(jnp.array([1.0, 0.5, 0.25], jnp.float32))),
-            jnp.ones(3, jnp.float32), jnp.linspace(0.0, 1.0, 3, dtype=jnp.float32),
+            jnp.ones(3, jnp.float32),
+            jnp.linspace(0.0, 1.0, 3, dtype=jnp.float32),
         )
     assert sol.succeeded

@@ -31,7 +31,12 @@ REQUIRED = 1e-7
 def _dop853(op, e0, ts):
     sol = scipy.integrate.solve_ivp(
         lambda t, e: -np.asarray(op(jnp.asarray(t))) @ e,
-        (ts[0], ts[-1]), e0, method="DOP853", t_eval=ts, rtol=1e-13, atol=1e-15,
+        (ts[0], ts[-1]),
+        e0,
+        method="DOP853",
+        t_eval=ts,
+        rtol=1e-13,
+        atol=1e-15,
     )
     assert sol.success
     return sol.y.T
@@ -47,12 +52,17 @@ def test_avoided_crossing_3d_matches_dop853(g):
     assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
 
 
-@pytest.mark.parametrize("g", [1e-5, 1e-9, 1e-12])
+@pytest.mark.parametrize(
+    "g",
+    [1e-9, pytest.param(1e-5, marks=pytest.mark.slow), pytest.param(1e-12, marks=pytest.mark.slow)],
+)
 def test_two_avoided_crossings_in_eight_dimensions(g):
     """Two pairs crossing at different times (one of them at a saved time), four spectators."""
     u = scipy.stats.ortho_group.rvs(8, random_state=2)
     op = AvoidedCrossings(
-        jnp.asarray(u), jnp.array([0.7, 1.0]), jnp.array([g, 10 * g]),
+        jnp.asarray(u),
+        jnp.array([0.7, 1.0]),
+        jnp.array([g, 10 * g]),
         jnp.array([0.9, 0.5, 0.2, 0.05]),
     )
     e0, ts = np.random.default_rng(3).normal(size=8), np.linspace(0.0, 2.0, 21)
@@ -82,8 +92,11 @@ def _rotating_tail_case(n, alpha, t_end=2.0):
 
 @pytest.mark.parametrize(
     "n, alpha, relative_gap",
-    [(48, 4.0, 1e-7), pytest.param(200, 2.0, 1e-6, marks=pytest.mark.slow),
-     pytest.param(200, 4.0, 1e-7, marks=pytest.mark.slow)],
+    [
+        (48, 4.0, 1e-7),
+        pytest.param(200, 2.0, 1e-6, marks=pytest.mark.slow),
+        pytest.param(200, 4.0, 1e-7, marks=pytest.mark.slow),
+    ],
 )
 def test_dense_power_law_tail_matches_closed_form(n, alpha, relative_gap):
     """λ_k = k^−α: adjacent gaps below the cluster threshold, chains of them (not transitive
@@ -100,16 +113,19 @@ def test_dense_power_law_tail_matches_closed_form(n, alpha, relative_gap):
     # since M(t) = R diag(λ) Rᵀ with R = expm(tA): c = Rᵀ e).
     shells = sj.LogShells(lam_ref=1.3, ratio=4.0, count=8)
     kato_e = sj.shell_budget(shells, kato.eigenvalues, kato.coefficients, kato.generator).energy
-    exact_c = np.stack([scipy.linalg.expm(-(np.diag(lam) + np.asarray(op.generator)) * t) @ c0
-                        for t in ts])
+    exact_c = np.stack(
+        [scipy.linalg.expm(-(np.diag(lam) + np.asarray(op.generator)) * t) @ c0 for t in ts]
+    )
     exact_e = sj.shell_budget(
-        shells, jnp.broadcast_to(jnp.asarray(lam), exact_c.shape), jnp.asarray(exact_c),
+        shells,
+        jnp.broadcast_to(jnp.asarray(lam), exact_c.shape),
+        jnp.asarray(exact_c),
         kato.generator,
     ).energy
     np.testing.assert_allclose(kato_e, exact_e, rtol=0, atol=REQUIRED * float(np.sum(c0**2)))
 
 
-@pytest.mark.parametrize("p", [25, 40])
+@pytest.mark.parametrize("p", [25, pytest.param(40, marks=pytest.mark.slow)])
 def test_exact_zero_modes_match_dop853(p):
     """Width p < n: n − p exact zero eigenvalues form one large cluster the whole run."""
     rng = np.random.default_rng(1)
@@ -152,7 +168,10 @@ def test_rbf_kernel_with_moving_length_scale(relative_gap, t_end):
     op = BreathingRBF(jnp.asarray(rng.normal(size=(40, 2))))
     e0, ts = rng.normal(size=40), np.linspace(0.0, t_end, 7)
     kato = sj.solve_kato(
-        op, jnp.asarray(e0), jnp.asarray(ts), clusters=sj.Clusters(relative_gap=relative_gap),
+        op,
+        jnp.asarray(e0),
+        jnp.asarray(ts),
+        clusters=sj.Clusters(relative_gap=relative_gap),
         **KATO_TOL,
     )
     assert kato.succeeded
