@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m experiments --preset $(PRESET)
 
-## The whole test suite, long checks included (what CI runs; about 5 minutes on 2 CPU cores).
+## The test suite without the checks marked `slow` (what CI runs). jaxtyping annotations are
+## checked at run time (tests/conftest.py); SPECTRAL_JAX_TYPECHECK=0 turns that off.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
-## Without the tests marked `slow`, for quick local iteration.
-test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+## The same (kept for muscle memory and older docs).
+test-fast: test
+
+## Everything, the long checks marked `slow` included (larger spectra, calibrations).
+test-all: $(STAMP)
+	$(PY) -m pytest -q --durations=25
 
 ## Style check (ruff, configured in pyproject.toml).
 lint: $(STAMP)
@@ -33,6 +37,7 @@ lint: $(STAMP)
 ## Performance suite (prints tables; not a test).
 bench: $(STAMP)
 	$(PY) scripts/bench_kato.py
+	$(PY) scripts/bench_exactness.py
 	$(PY) scripts/bench_ntk.py
 
 clean:

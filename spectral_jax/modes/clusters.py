@@ -17,7 +17,7 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Clusters:
         return 1e-10 if np.finfo(dtype).bits >= 64 else 1e-5
 
 
-def cluster_labels(eigenvalues: Float[Array, " n"], relative_gap) -> Int[Array, " n"]:
+def cluster_labels(eigenvalues: Float[ArrayLike, " n"], relative_gap) -> Int[Array, " n"]:
     """Cluster index of each eigenvalue (eigenvalues sorted descending): connected components.
 
     O(n): a new cluster starts wherever an adjacent gap exceeds `relative_gap` × max|λ|.
@@ -72,7 +72,7 @@ def cluster_labels(eigenvalues: Float[Array, " n"], relative_gap) -> Int[Array, 
     return jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(breaks, dtype=jnp.int32)])
 
 
-def same_cluster(eigenvalues: Float[Array, " n"], relative_gap) -> Bool[Array, "n n"]:
+def same_cluster(eigenvalues: Float[ArrayLike, " n"], relative_gap) -> Bool[Array, "n n"]:
     """Pairs (k, j) in one cluster, the diagonal included (eigenvalues sorted descending)."""
     labels = cluster_labels(eigenvalues, relative_gap)
     return labels[:, None] == labels[None, :]

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import (
     check_operator_type,
@@ -81,11 +81,11 @@ def _solve_direct(op, e0, ts, solver, stepsize_controller, dt0, max_steps, throw
 
 def solve_direct(
     op: AbstractOperator,
-    e0: Float[Array, " n"],
-    ts: Float[Array, " T"],
+    e0: Float[ArrayLike, " n"],
+    ts: Float[ArrayLike, " T"],
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: float | Float[ArrayLike, ""] | None = None,
+    atol: float | Float[ArrayLike, ""] | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,

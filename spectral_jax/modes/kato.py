@@ -53,7 +53,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import ArrayLike, Float
 
 from .._checks import (
     check_operator_type,
@@ -122,11 +122,11 @@ def _solve_kato(
 
 def solve_kato(
     op: AbstractOperator,
-    e0: Float[Array, " n"],
-    ts: Float[Array, " T"],
+    e0: Float[ArrayLike, " n"],
+    ts: Float[ArrayLike, " T"],
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: float | Float[ArrayLike, ""] | None = None,  # arrays: traced, no recompilation
+    atol: float | Float[ArrayLike, ""] | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,
@@ -195,7 +195,7 @@ def solve_kato(
 
     error = None
     violation = float(final_state.violation)
-    if violation > 0:
+    if np.isfinite(violation) and violation > 0:
         t_end = float(final_t)
         t_bad = t_end - violation
         problem = describe_operator(op, t_end, with_derivative=True) or describe_operator(
@@ -210,7 +210,11 @@ def solve_kato(
             raise OperatorError(error)
     mismatch = np.asarray(saved.mismatch)
     reached = np.asarray(sol.ts[0]) <= float(final_t)
-    if error is None and self_check.enabled and not np.all(mismatch[reached] <= check_tolerance):
+    # A solver failure (max_steps, ...) is reported by `result`; the check judges finished runs.
+    finished = bool(sol.result == diffrax.RESULTS.successful)
+    if finished and error is None and self_check.enabled and not np.all(
+        mismatch[reached] <= check_tolerance
+    ):
         error = describe_mismatch(
             np.asarray(sol.ts[0])[reached], mismatch[reached],
             np.asarray(saved.mismatch_mode)[reached], check_tolerance,

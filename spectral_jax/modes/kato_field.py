@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import operator_is_invalid
 from .clusters import same_cluster
@@ -31,7 +31,7 @@ class KatoState(NamedTuple):
 
 
 def cluster_generator(
-    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap
+    projected_derivative: Float[ArrayLike, "n n"], eigenvalues: Float[ArrayLike, " n"], relative_gap
 ) -> Float[Array, "n n"]:
     """$W_{kj} = G_{kj}/(\\lambda_k-\\lambda_j)$ between clusters, 0 inside (antisymmetric)."""
     g = 0.5 * (projected_derivative + projected_derivative.T)

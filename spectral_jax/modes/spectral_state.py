@@ -12,7 +12,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .clusters import cluster_labels
 
@@ -43,24 +43,26 @@ class SpectralState(eqx.Module):
     generator: Float[Array, "n n"]  # W (antisymmetric)
 
     @property
-    def eigenvalue_rates(self) -> Float[Array, " n"]:
+    def eigenvalue_rates(self) -> Float[Array, "*T n"]:  # *T: a vmapped state
         """$\\dot\\lambda_k = G_{kk}$ (Hellmann–Feynman)."""
         return jnp.diagonal(self.projected_derivative, axis1=-2, axis2=-1)
 
 
-def eigh_descending(matrix: Float[Array, "n n"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
+def eigh_descending(
+    matrix: Float[ArrayLike, "n n"],
+) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
     lam, vec = jnp.linalg.eigh(matrix)
     return lam[::-1], vec[:, ::-1]
 
 
-def fix_gauge(frame: Float[Array, "n n"]) -> Float[Array, "n n"]:
+def fix_gauge(frame: Float[ArrayLike, "n n"]) -> Float[Array, "n n"]:
     """Deterministic starting signs: the largest-magnitude entry of each column is positive."""
     idx = jnp.argmax(jnp.abs(frame), axis=0)
     signs = jnp.sign(frame[idx, jnp.arange(frame.shape[1])])
     return frame * jnp.where(signs == 0, 1.0, signs).astype(frame.dtype)[None, :]
 
 
-def degenerate_mask(eigenvalues: Float[Array, " n"], relative_gap: float) -> Bool[Array, "n n"]:
+def degenerate_mask(eigenvalues: Float[ArrayLike, " n"], relative_gap: float) -> Bool[Array, "n n"]:
     """Off-diagonal pairs in one cluster: connected by adjacent gaps ≤ `relative_gap` × max|λ|.
 
     Transitive (see `clusters.cluster_labels`); the eigenvalues may come in any order.
@@ -72,9 +74,9 @@ def degenerate_mask(eigenvalues: Float[Array, " n"], relative_gap: float) -> Boo
 
 
 def align_frame(
-    eigenvalues: Float[Array, " n"],
-    frame: Float[Array, "n n"],
-    reference: Float[Array, "n n"],
+    eigenvalues: Float[ArrayLike, " n"],
+    frame: Float[ArrayLike, "n n"],
+    reference: Float[ArrayLike, "n n"],
     relative_gap: float,
 ) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
     """Order and orient a fresh eigenbasis to continue `reference` (the previous frame).
@@ -103,9 +105,9 @@ def align_frame(
 
 
 def cluster_alignment(
-    eigenvalues: Float[Array, " n"],
-    frame: Float[Array, "n n"],
-    reference: Float[Array, "n n"],
+    eigenvalues: Float[ArrayLike, " n"],
+    frame: Float[ArrayLike, "n n"],
+    reference: Float[ArrayLike, "n n"],
     relative_gap: float,
 ) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "n n"]]:
     """Eigenbasis in the reference's labels, plus the rotation inside clusters.
@@ -132,7 +134,9 @@ def cluster_alignment(
 
 
 def kato_generator(
-    projected_derivative: Float[Array, "n n"], eigenvalues: Float[Array, " n"], relative_gap: float
+    projected_derivative: Float[ArrayLike, "n n"],
+    eigenvalues: Float[ArrayLike, " n"],
+    relative_gap: float,
 ) -> Float[Array, "n n"]:
     """$W_{kj} = G_{kj}/(\\lambda_k - \\lambda_j)$, exactly antisymmetric.
 
@@ -146,9 +150,9 @@ def kato_generator(
 
 
 def spectral_state(
-    matrix: Float[Array, "n n"],
-    derivative: Float[Array, "n n"],
-    reference: Float[Array, "n n"] | None = None,
+    matrix: Float[ArrayLike, "n n"],
+    derivative: Float[ArrayLike, "n n"],
+    reference: Float[ArrayLike, "n n"] | None = None,
     *,
     relative_gap: float | None = None,
 ) -> SpectralState:

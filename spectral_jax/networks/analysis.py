@@ -8,7 +8,7 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..modes.kato import KatoSolution, solve_kato
 from ..shells import LogShells, ShellBudget, shell_budget
@@ -51,8 +51,8 @@ class NetworkAnalysis(eqx.Module):
     flux_to_dissipation: Float[Array, ""]
     test_error: Float[Array, " T"] | None
     lazy_test_error: Float[Array, " T"] | None
-    test_error_by_shell: Float[Array, "T S+2"] | None
-    test_error_gain_by_shell: Float[Array, "T S+2"] | None
+    test_error_by_shell: Float[Array, "T shells"] | None
+    test_error_gain_by_shell: Float[Array, "T shells"] | None
 
 
 def _off_lattice_offset(u: np.ndarray, log_ratio: float) -> float:
@@ -69,7 +69,9 @@ def _off_lattice_offset(u: np.ndarray, log_ratio: float) -> float:
     return 0.5 * float(points[widest] + points[widest + 1])
 
 
-def default_shells(eigenvalues: Float[Array, "*T n"], ratio: float = 2.0, count=None) -> LogShells:
+def default_shells(
+    eigenvalues: Float[ArrayLike, "*T n"], ratio: float = 2.0, count=None
+) -> LogShells:
     """Shells for a recorded spectrum: $\\lambda_\\text{ref}$ just above the largest eigenvalue
     and off the lattice of the spectrum; enough shells (unless `count` is given) to reach the
     smallest eigenvalue at the start that is above round-off (1e-12 λ_ref).

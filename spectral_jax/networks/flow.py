@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._apply import scalar_outputs
 from .ntk import NTKImplementation, empirical_ntk
@@ -23,8 +23,8 @@ __all__ = ["flow_velocity", "kernel_jvp", "ntk_flow_derivative"]
 def flow_velocity(
     apply_fn: Callable,
     params: Any,
-    x: Float[Array, "n ..."],
-    residual: Float[Array, " n"],
+    x: Float[ArrayLike, "n ..."],
+    residual: Float[ArrayLike, " n"],
     *,
     output_scale: float = 1.0,
 ) -> Any:
@@ -42,8 +42,8 @@ def kernel_jvp(
     apply_fn: Callable,
     params: Any,
     tangent: Any,
-    x1: Float[Array, "n1 ..."],
-    x2: Float[Array, "n2 ..."] | None = None,
+    x1: Float[ArrayLike, "n1 ..."],
+    x2: Float[ArrayLike, "n2 ..."] | None = None,
     *,
     implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
     chunk_size: int | None = None,
@@ -62,8 +62,8 @@ def kernel_jvp(
 def ntk_flow_derivative(
     apply_fn: Callable,
     params: Any,
-    x: Float[Array, "n ..."],
-    residual: Float[Array, " n"],
+    x: Float[ArrayLike, "n ..."],
+    residual: Float[ArrayLike, " n"],
     *,
     output_scale: float = 1.0,
     implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,

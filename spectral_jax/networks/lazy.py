@@ -11,7 +11,7 @@ a sum over modes; `frozen_kernel_gain` is $g_k(t)$.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..shells.grid import LogShells
 from .record import TrainingRecord
@@ -20,8 +20,8 @@ __all__ = ["frozen_kernel_gain", "lazy_test_predictions", "lazy_test_error_by_sh
 
 
 def frozen_kernel_gain(
-    eigenvalues: Float[Array, " n"],
-    times: Float[Array, "*T"],
+    eigenvalues: Float[ArrayLike, " n"],
+    times: Float[ArrayLike, "*T"],
     *,
     zero_tolerance: float = 0.0,
 ) -> Float[Array, "*T n"]:

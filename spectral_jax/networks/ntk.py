@@ -40,7 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._apply import all_finite
 from .ntk_products import jacobian_contraction, ntk_vector_products
@@ -60,8 +60,8 @@ class NTKImplementation(enum.IntEnum):
 def empirical_ntk(
     apply_fn: Callable,
     params: Any,
-    x1: Float[Array, "n1 ..."],
-    x2: Float[Array, "n2 ..."] | None = None,
+    x1: Float[ArrayLike, "n1 ..."],
+    x2: Float[ArrayLike, "n2 ..."] | None = None,
     *,
     implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
     chunk_size: int | None = None,

@@ -26,7 +26,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..operators import InterpolatedOperator
 from ._apply import all_finite, scalar_outputs
@@ -224,13 +224,13 @@ def record_trajectory(
     apply_fn: Callable,
     params0: Any,
     params_path: Any,
-    ts: Float[Array, " T"],
-    x: Float[Array, "n ..."],
-    y: Float[Array, " n"],
+    ts: Float[ArrayLike, " T"],
+    x: Float[ArrayLike, "n ..."],
+    y: Float[ArrayLike, " n"],
     *,
     config: TrainingConfig | None = None,
-    x_test: Float[Array, "m ..."] | None = None,
-    y_test: Float[Array, " m"] | None = None,
+    x_test: Float[ArrayLike, "m ..."] | None = None,
+    y_test: Float[ArrayLike, " m"] | None = None,
     method: TrainingMethod = TrainingMethod.CUSTOM,
 ) -> TrainingRecord:
     """Build a `TrainingRecord` from saved parameters (leading axis T) at times `ts`.

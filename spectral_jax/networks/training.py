@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import ArrayLike, Float
 
 from .._checks import check_solver_options, check_times
 from .._integrate import default_controller, integrate
@@ -74,13 +74,13 @@ def _integrate_flow(params, ts, args, solver, stepsize_controller, max_steps, pr
 def gradient_flow(
     apply_fn: Callable,
     params: Any,
-    x: Float[Array, "n ..."],
-    y: Float[Array, " n"],
-    ts: Float[Array, " T"],
+    x: Float[ArrayLike, "n ..."],
+    y: Float[ArrayLike, " n"],
+    ts: Float[ArrayLike, " T"],
     *,
     config: TrainingConfig | None = None,
-    x_test: Float[Array, "m ..."] | None = None,
-    y_test: Float[Array, " m"] | None = None,
+    x_test: Float[ArrayLike, "m ..."] | None = None,
+    y_test: Float[ArrayLike, " m"] | None = None,
     rtol: float = 1e-10,
     atol: float = 1e-12,
     solver: diffrax.AbstractSolver | None = None,
@@ -137,8 +137,8 @@ def gradient_flow(
 def train_optax(
     apply_fn: Callable,
     params: Any,
-    x: Float[Array, "n ..."],
-    y: Float[Array, " n"],
+    x: Float[ArrayLike, "n ..."],
+    y: Float[ArrayLike, " n"],
     optimizer: optax.GradientTransformation,
     *,
     learning_rate: float,
@@ -148,8 +148,8 @@ def train_optax(
     batch_size: int | None = None,
     key=None,
     config: TrainingConfig | None = None,
-    x_test: Float[Array, "m ..."] | None = None,
-    y_test: Float[Array, " m"] | None = None,
+    x_test: Float[ArrayLike, "m ..."] | None = None,
+    y_test: Float[ArrayLike, " m"] | None = None,
     alpha: float | None = None,
 ) -> TrainingRecord:
     """Discrete training with an optax optimiser (GD, SGD with minibatches, Adam, ...).

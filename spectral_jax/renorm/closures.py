@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .faces import face_density, face_eigenvalues, log_width
 from .options import ClosureKind, Reconstruction, as_closure_kind, as_reconstruction
@@ -28,9 +28,9 @@ __all__ = ["PowerLawTransport", "closure", "transport_flux"]
 
 
 def transport_flux(
-    energy: Float[Array, "*T S+2"],
-    centers: Float[Array, " S+2"],
-    t: Float[Array, "*T"],
+    energy: Float[ArrayLike, "*T shells"],
+    centers: Float[ArrayLike, " shells"],
+    t: Float[ArrayLike, "*T"] | float,
     v0,
     space_exponent,
     time_exponent,
@@ -38,8 +38,8 @@ def transport_flux(
     *,
     lam_ref=1.0,
     t_ref=1.0,
-    scheme: Reconstruction = Reconstruction.UPWIND,
-) -> Float[Array, "*T S+1"]:
+    scheme: Reconstruction | str = Reconstruction.UPWIND,
+) -> Float[Array, "*T shells-1"]:
     """Boundary fluxes $\\Pi_{s|s+1}$ of power-law transport (pure function, vmappable).
 
     **Arguments:**
@@ -111,7 +111,7 @@ class PowerLawTransport(eqx.Module):
 
 
 def closure(
-    kind: ClosureKind = ClosureKind.DRIFT,
+    kind: ClosureKind | str = ClosureKind.DRIFT,
     *,
     v0=1.0,
     space_exponent=0.5,
@@ -119,7 +119,7 @@ def closure(
     diffusion=0.0,
     lam_ref=1.0,
     t_ref=1.0,
-    scheme: Reconstruction = Reconstruction.UPWIND,
+    scheme: Reconstruction | str = Reconstruction.UPWIND,
     dtype=None,
 ) -> PowerLawTransport:
     """A power-law closure of the given `ClosureKind`.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_concrete
 from ..shells.grid import LogShells
@@ -20,7 +20,7 @@ from .options import Reconstruction
 __all__ = ["face_density", "face_eigenvalues", "log_width", "net_inflow", "shell_centers"]
 
 
-def shell_centers(shells: LogShells | Float[Array, " S+2"]) -> Float[Array, " S+2"]:
+def shell_centers(shells: LogShells | Float[ArrayLike, " shells"]) -> Float[Array, " shells"]:
     """The (S+2,) shell centres of a `LogShells` or of an array of centres.
 
     **Raises:** `ValueError` unless they are 1-D with S ≥ 1 and (when concrete) positive,
@@ -40,13 +40,13 @@ def shell_centers(shells: LogShells | Float[Array, " S+2"]) -> Float[Array, " S+
     return centers
 
 
-def face_eigenvalues(centers: Float[Array, " S+2"]) -> Float[Array, " S+1"]:
+def face_eigenvalues(centers: Float[ArrayLike, " shells"]) -> Float[Array, " shells-1"]:
     """$\\lambda_f = \\sqrt{\\lambda_s\\lambda_{s+1}}$: the shell edges, from the centres."""
     centers = jnp.asarray(centers)
     return jnp.sqrt(centers[:-1] * centers[1:])
 
 
-def log_width(centers: Float[Array, " S+2"]) -> Float[Array, ""]:
+def log_width(centers: Float[ArrayLike, " shells"]) -> Float[Array, ""]:
     """$\\Delta u = \\ln(\\lambda_0/\\lambda_1)$, the log-width of a shell."""
     return jnp.log(centers[0] / centers[1])
 
@@ -101,7 +101,7 @@ def face_density(lower, upper, du, scheme: Reconstruction, *, from_upper):
     return energy / du
 
 
-def net_inflow(flux: Float[Array, "*T S+1"]) -> Float[Array, "*T S+2"]:
+def net_inflow(flux: Float[ArrayLike, "*T faces"]) -> Float[Array, "*T faces+1"]:
     """$\\Pi_{s-1|s} - \\Pi_{s|s+1}$, with $\\Pi_{-1|0} = \\Pi_{S+1|S+2} = 0$
     (docs/theory.md §2.4)."""
     zero = jnp.zeros_like(flux[..., :1])

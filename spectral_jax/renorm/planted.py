@@ -39,7 +39,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_times
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
@@ -234,8 +234,8 @@ def _solve_chain(chain, c0, ts, solver, controller, dt0, max_steps, throw):
 
 def solve_chain(
     chain: TransportChain,
-    c0: Float[Array, " n"],
-    ts: Float[Array, " T"],
+    c0: Float[ArrayLike, " n"],
+    ts: Float[ArrayLike, " T"],
     *,
     rtol: float = 1e-8,
     atol: float = 1e-12,
@@ -297,9 +297,9 @@ def _chain_budget_single(shells, eigenvalues, coefficients, couplings):
 @eqx.filter_jit
 def chain_shell_budget(
     shells: LogShells,
-    eigenvalues: Float[Array, " n"],
-    coefficients: Float[Array, "*T n"],
-    couplings: Float[Array, "*T n-1"],
+    eigenvalues: Float[ArrayLike, " n"],
+    coefficients: Float[ArrayLike, "*T n"],
+    couplings: Float[ArrayLike, "*T n-1"],
 ) -> ShellBudget:
     """`shell_budget` for a tridiagonal generator given by its super-diagonal $W_{k,k+1}$.
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_times
 from .._integrate import default_controller, integrate
@@ -31,7 +31,7 @@ from .options import ClosureKind
 __all__ = ["ShellSolution", "shell_loss", "solve_shells"]
 
 
-def shell_loss(energy: Float[Array, "*T S"], num_samples) -> Float[Array, "*T"]:
+def shell_loss(energy: Float[ArrayLike, "*T S"], num_samples) -> Float[Array, "*T"]:
     """$L = \\sum_s E_s/(2n)$ (any energies summed over the last axis: shells or modes)."""
     return jnp.sum(energy, axis=-1) / (2 * num_samples)
 
@@ -44,10 +44,10 @@ class ShellSolution(eqx.Module):
     """
 
     ts: Float[Array, " T"]
-    energy: Float[Array, "T S+2"]
-    flux: Float[Array, "T S+1"]
-    dissipation: Float[Array, "T S+2"]
-    centers: Float[Array, " S+2"]
+    energy: Float[Array, "T shells"]
+    flux: Float[Array, "T shells-1"]
+    dissipation: Float[Array, "T shells"]
+    centers: Float[Array, " shells"]
     stats: dict
     result: diffrax.RESULTS
 
@@ -65,7 +65,7 @@ class ShellSolution(eqx.Module):
         return self.result == diffrax.RESULTS.successful
 
     @property
-    def rate(self) -> Float[Array, "T S+2"]:
+    def rate(self) -> Float[Array, "T shells"]:
         """$dE_s/dt$ at the saved times."""
         return -self.dissipation + net_inflow(self.flux)
 
@@ -89,11 +89,11 @@ def _solve(closure_fn, centers, rates, e0, ts, solver, controller, dt0, max_step
 
 def solve_shells(
     closure_fn: PowerLawTransport | Callable | None,
-    shells: LogShells | Float[Array, " S+2"],
-    initial_energy: Float[Array, " S+2"],
-    ts: Float[Array, " T"],
+    shells: LogShells | Float[ArrayLike, " shells"],
+    initial_energy: Float[ArrayLike, " shells"],
+    ts: Float[ArrayLike, " T"],
     *,
-    rates: Float[Array, " S+2"] | None = None,
+    rates: Float[ArrayLike, " shells"] | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-14,
     solver: diffrax.AbstractSolver | None = None,

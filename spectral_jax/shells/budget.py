@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_concrete
 from .grid import LogShells
@@ -28,14 +28,16 @@ __all__ = [
 ]
 
 
-def net_inflow(flux: Float[Array, "*T S+1"]) -> Float[Array, "*T S+2"]:
+def net_inflow(flux: Float[ArrayLike, "*T faces"]) -> Float[Array, "*T faces+1"]:
     """$\\Pi_{s-1|s} - \\Pi_{s|s+1}$ (inflow from above minus outflow below), zero flux at the
     open ends: the energy gained by shell s from the others."""
     zero = jnp.zeros_like(flux[..., :1])
     return jnp.concatenate([zero, flux], axis=-1) - jnp.concatenate([flux, zero], axis=-1)
 
 
-def flux_from_transfer(transfer: Float[Array, "*T S+2 S+2"]) -> Float[Array, "*T S+1"]:
+def flux_from_transfer(
+    transfer: Float[ArrayLike, "*T shells shells"],
+) -> Float[Array, "*T shells-1"]:
     """$\\Pi_{s|s+1} = \\sum_{a \\le s < b'} T_{b'a}$ for s = 0..S (any leading axes)."""
     num = transfer.shape[-1]
     idx = jnp.arange(num)
@@ -46,7 +48,7 @@ def flux_from_transfer(transfer: Float[Array, "*T S+2 S+2"]) -> Float[Array, "*T
 
 
 def antisymmetric_shell_sum(
-    pair_matrix: Float[Array, "n n"], member: Float[Array, "n S"]
+    pair_matrix: Float[ArrayLike, "n n"], member: Float[ArrayLike, "n S"]
 ) -> Float[Array, "S S"]:
     """$\\sum_{k\\in s, j\\in s'} X_{kj}$ for an antisymmetric $X$, with exact cancellation.
 
@@ -72,18 +74,18 @@ class ShellBudget(eqx.Module):
     - `flux` (S+1,): $\\Pi_{s|s+1}$, net flux from shells ≤ s into shells > s
     """
 
-    energy: Float[Array, "... S+2"]
-    dissipation: Float[Array, "... S+2"]
-    transfer: Float[Array, "... S+2 S+2"]
-    flux: Float[Array, "... S+1"]
+    energy: Float[Array, "... shells"]
+    dissipation: Float[Array, "... shells"]
+    transfer: Float[Array, "... shells shells"]
+    flux: Float[Array, "... shells-1"]
 
     @classmethod
     def from_modes(
         cls,
-        member: Float[Array, "n S+2"],
-        eigenvalues: Float[Array, " n"],
-        coefficients: Float[Array, " n"],
-        transfer: Float[Array, "S+2 S+2"],
+        member: Float[ArrayLike, "n shells"],
+        eigenvalues: Float[ArrayLike, " n"],
+        coefficients: Float[ArrayLike, " n"],
+        transfer: Float[ArrayLike, "shells shells"],
     ) -> ShellBudget:
         """Energies and dissipations summed over shells from the modes; flux from `transfer`."""
         energy_modes = coefficients**2
@@ -95,12 +97,12 @@ class ShellBudget(eqx.Module):
         )
 
     @property
-    def net_transfer(self) -> Float[Array, "... S+2"]:
+    def net_transfer(self) -> Float[Array, "... shells"]:
         """$\\sum_{s'} T_{ss'}$: energy gained by shell s from all others per unit time."""
         return jnp.sum(self.transfer, axis=-1)
 
     @property
-    def rate(self) -> Float[Array, "... S+2"]:
+    def rate(self) -> Float[Array, "... shells"]:
         """$dE_s/dt = -D_s + \\Pi_{s-1|s} - \\Pi_{s|s+1}$ (no edge crossing)."""
         return -self.dissipation + net_inflow(self.flux)
 
@@ -160,9 +162,9 @@ def _check_values(eigenvalues, coefficients, generator) -> None:
 
 def shell_budget(
     shells: LogShells,
-    eigenvalues: Float[Array, "*T n"],
-    coefficients: Float[Array, "*T n"],
-    generator: Float[Array, "*T n n"],
+    eigenvalues: Float[ArrayLike, "*T n"],
+    coefficients: Float[ArrayLike, "*T n"],
+    generator: Float[ArrayLike, "*T n n"],
 ) -> ShellBudget:
     """Modewise shell budget from (eigenvalues, coefficients, Kato generator W).
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .grid import LogShells
 
@@ -51,7 +51,7 @@ class Frontier(eqx.Module):
     - `eigenvalue` (T,): $\\lambda^*(t) = \\lambda_\\text{ref} b^{-(x-1/2)}$ (NaN outside).
     """
 
-    fraction: Float[Array, "T S+2"]
+    fraction: Float[Array, "T shells"]
     shell: Float[Array, " T"]
     eigenvalue: Float[Array, " T"]
 
@@ -95,7 +95,7 @@ def _frontier(shells, energy):
     return Frontier(fraction=fraction, shell=position, eigenvalue=eigenvalue)
 
 
-def resolution_frontier(shells: LogShells, energy: Float[Array, "T S+2"]) -> Frontier:
+def resolution_frontier(shells: LogShells, energy: Float[ArrayLike, "T shells"]) -> Frontier:
     """Resolution frontier of a run from its shell energies.
 
     **Arguments:**

@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import as_concrete
 
@@ -108,7 +108,7 @@ class LogShells(eqx.Module):
         return self.count + 2
 
     @property
-    def edges(self) -> Float[Array, " S+1"]:
+    def edges(self) -> Float[Array, " faces"]:
         """Upper edges $\\lambda_\\text{ref} b^{-(s-1)}$ of shells s = 1..S+1, descending.
 
         `edges[j]` separates shell j (above) from shell j+1 (below); an eigenvalue equal to an
@@ -117,7 +117,7 @@ class LogShells(eqx.Module):
         return self.lam_ref * self.ratio ** -jnp.arange(self.count + 1, dtype=self.lam_ref.dtype)
 
     @property
-    def centers(self) -> Float[Array, " S+2"]:
+    def centers(self) -> Float[Array, " shells"]:
         """Shell centres $\\lambda_s = \\lambda_\\text{ref} b^{-(s-1/2)}$, s = 0..S+1.
 
         For the open shells 0 and S+1 these are the nominal centres of the same formula.
@@ -125,16 +125,16 @@ class LogShells(eqx.Module):
         s = jnp.arange(self.num_shells, dtype=self.lam_ref.dtype)
         return self.lam_ref * self.ratio ** -(s - 0.5)
 
-    def assign(self, eigenvalues: Float[Array, "... n"]) -> Int[Array, "... n"]:
+    def assign(self, eigenvalues: Float[ArrayLike, "... n"]) -> Int[Array, "... n"]:
         """Shell index of each eigenvalue: the number of upper edges at or above it."""
         edges = self.edges.astype(eigenvalues.dtype).reshape((1,) * eigenvalues.ndim + (-1,))
         return jnp.sum(eigenvalues[..., None] <= edges, axis=-1)
 
-    def membership(self, eigenvalues: Float[Array, "... n"]) -> Float[Array, "... n S+2"]:
+    def membership(self, eigenvalues: Float[ArrayLike, "... n"]) -> Float[Array, "... n shells"]:
         """One-hot (..., n, S+2) matrix of shell membership."""
         return jax.nn.one_hot(self.assign(eigenvalues), self.num_shells, dtype=eigenvalues.dtype)
 
-    def position(self, eigenvalues: Float[Array, ...]) -> Float[Array, ...]:
+    def position(self, eigenvalues: Float[ArrayLike, ...]) -> Float[Array, ...]:
         """Continuous shell coordinate $x = \\tfrac12 + \\ln(\\lambda_\\text{ref}/\\lambda)/\\ln b$.
 
         The centre of shell s sits at x = s and its edges at x = s ± 1/2 (so x is the
@@ -144,7 +144,7 @@ class LogShells(eqx.Module):
         ratio = self.ratio.astype(eigenvalues.dtype)
         return 0.5 + jnp.log(lam_ref / eigenvalues) / jnp.log(ratio)
 
-    def eigenvalue_at(self, position: Float[Array, ...]) -> Float[Array, ...]:
+    def eigenvalue_at(self, position: Float[ArrayLike, ...]) -> Float[Array, ...]:
         """$\\lambda = \\lambda_\\text{ref} b^{-(x - 1/2)}$, the inverse of `position`."""
         lam_ref = self.lam_ref.astype(position.dtype)
         ratio = self.ratio.astype(position.dtype)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..modes.spectral_state import eigh_descending
 from ..operators.base import AbstractOperator
@@ -91,9 +91,9 @@ def _check(matrix, derivative, residual, name):
 
 def projector_budget(
     shells: LogShells,
-    matrix: Float[Array, "*T n n"],
-    derivative: Float[Array, "*T n n"],
-    residual: Float[Array, "*T n"],
+    matrix: Float[ArrayLike, "*T n n"],
+    derivative: Float[ArrayLike, "*T n n"],
+    residual: Float[ArrayLike, "*T n"],
 ) -> ShellBudget:
     """Shell budget in the gauge-free projector form, from $(M, \\dot M, e)$.
 
@@ -122,8 +122,8 @@ def _along(shells, op, ts, residuals):
 def projector_budget_along(
     shells: LogShells,
     op: AbstractOperator,
-    ts: Float[Array, " T"],
-    residuals: Float[Array, "T n"],
+    ts: Float[ArrayLike, " T"],
+    residuals: Float[ArrayLike, "T n"],
 ) -> ShellBudget:
     """`projector_budget` at times `ts` of an operator, e.g. along `KatoSolution.residuals`.
 
@@ -156,8 +156,8 @@ def _projectors_single(shells, matrix, derivative):
 
 @eqx.filter_jit
 def shell_projectors(
-    shells: LogShells, matrix: Float[Array, "n n"], derivative: Float[Array, "n n"]
-) -> tuple[Float[Array, "S+2 n n"], Float[Array, "S+2 n n"]]:
+    shells: LogShells, matrix: Float[ArrayLike, "n n"], derivative: Float[ArrayLike, "n n"]
+) -> tuple[Float[Array, "shells n n"], Float[Array, "shells n n"]]:
     """The shell projectors $P_s$ and their time derivatives $\\dot P_s$ as matrices.
 
     O(S n³): for checks and small problems; `projector_budget` never forms them.

@@ -32,7 +32,7 @@ _MIN_PIECE_ULPS = 4096.0
 _MAX_ROUNDS = 80
 
 
-def min_piece(t: np.ndarray) -> np.ndarray:
+def min_piece(t: float | np.ndarray) -> np.floating | np.ndarray:
     """Shortest piece (or distinct break) length near time `t`."""
     return _MIN_PIECE_ULPS * np.finfo(np.float64).eps * np.maximum(np.abs(t), 1e-300)
 

@@ -49,7 +49,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_times
 from ..modes.kato import solve_kato
@@ -88,39 +88,39 @@ class WindowedBudget(eqx.Module):
       to the Kato coefficients themselves.
     """
 
-    ts: Float[Array, " W+1"]
-    energy: Float[Array, "W+1 S+2"]
-    dissipation: Float[Array, "W S+2"]
-    transfer: Float[Array, "W S+2 S+2"]
-    flux: Float[Array, "W S+1"]
-    migration: Float[Array, "W S+2"]
+    ts: Float[Array, " ends"]
+    energy: Float[Array, "ends shells"]
+    dissipation: Float[Array, "ends-1 shells"]
+    transfer: Float[Array, "ends-1 shells shells"]
+    flux: Float[Array, "ends-1 shells-1"]
+    migration: Float[Array, "ends-1 shells"]
     crossings: Crossings
     instantaneous: ShellBudget
     quadrature_nodes: int = eqx.field(static=True)
     independent: bool = eqx.field(static=True, default=False)
 
     @property
-    def change(self) -> Float[Array, "W S+2"]:
+    def change(self) -> Float[Array, "windows shells"]:
         """$E_s(t_{i+1}) - E_s(t_i)$."""
         return self.energy[1:] - self.energy[:-1]
 
     @property
-    def net_transfer(self) -> Float[Array, "W S+2"]:
+    def net_transfer(self) -> Float[Array, "windows shells"]:
         """$\\int(\\Pi_{s-1|s} - \\Pi_{s|s+1})dt = \\int\\sum_{s'}T_{ss'}dt$ (in − out)."""
         return net_inflow(self.flux)
 
     @property
-    def predicted_change(self) -> Float[Array, "W S+2"]:
+    def predicted_change(self) -> Float[Array, "windows shells"]:
         """$\\int(-D_s + \\text{inflow} - \\text{outflow})dt + \\text{migration}$."""
         return -self.dissipation + self.net_transfer + self.migration
 
     @property
-    def residual(self) -> Float[Array, "W S+2"]:
+    def residual(self) -> Float[Array, "windows shells"]:
         """Change of $E_s$ minus its predicted value, per window and shell."""
         return self.change - self.predicted_change
 
     @property
-    def total_energy(self) -> Float[Array, " W+1"]:
+    def total_energy(self) -> Float[Array, " ends"]:
         return jnp.sum(self.energy, axis=-1)
 
     @property
@@ -129,7 +129,9 @@ class WindowedBudget(eqx.Module):
         return float(jnp.max(jnp.abs(budget_residual(self))))
 
 
-def budget_residual(budget: WindowedBudget, *, relative: bool = True) -> Float[Array, "W S+2"]:
+def budget_residual(
+    budget: WindowedBudget, *, relative: bool = True
+) -> Float[Array, "windows shells"]:
     """Residual of the windowed budget over a whole run, per window and shell.
 
     $E_s(t_{i+1}) - E_s(t_i) - [\\int(-D_s + \\text{in} - \\text{out})dt + \\text{migration}]$,
@@ -171,8 +173,8 @@ def _crossings_for(shells, op, ts, track, crossings, refine):
 def windowed_budget(
     shells: LogShells,
     op: AbstractOperator,
-    e0: Float[Array, " n"],
-    ts: Float[Array, " W+1"],
+    e0: Float[ArrayLike, " n"],
+    ts: Float[ArrayLike, " ends"],
     *,
     form: BudgetForm | str = BudgetForm.MODEWISE,
     nodes: int = 10,
