@@ -76,8 +76,13 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
     import jax.numpy as jnp
 
     import spectral_jax as sj
-    from spectral_jax.renorm import ClosureKind, closure, power_law_transport, solve_chain
-    from spectral_jax.renorm import exponents as ex
+    from spectral_jax.renorm import (
+        ClosureKind,
+        closure,
+        exponents as ex,
+        power_law_transport,
+        solve_chain,
+    )
     from spectral_jax.renorm.shell_model import solve_shells
 
     start = time.time()

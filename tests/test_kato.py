@@ -566,7 +566,8 @@ def test_near_degenerate_pair_is_transported_as_a_block():
     )
 
     modewise = sj.solve_kato(
-        op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-12, clusters=sj.Clusters(relative_gap=1e-12)
+        op, jnp.asarray(e0), jnp.asarray(ts), rtol=1e-10, atol=1e-12,
+        clusters=sj.Clusters(relative_gap=1e-12),
     )
     assert block.stats["num_steps"] * 10 < modewise.stats["num_steps"]
 

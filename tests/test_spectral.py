@@ -165,7 +165,7 @@ def test_hellmann_feynman_matches_finite_difference(smooth_operator):
 
 
 def test_frame_derivative_is_minus_phi_w(smooth_operator):
-    """dΦ/dt = −Φ W (docs/theory.md §2.2), checked by central differences of aligned eigenvectors."""
+    """dΦ/dt = −Φ W (docs/theory.md §2.2), by central differences of aligned eigenvectors."""
     # Modes 5 and 6 are 0.0046 apart (W ~ 10): truncation ~2e-3·h², round-off ~eps/(gap·h).
     t, h = 0.5, 2e-6
     m, dm = smooth_operator.value_and_derivative(t)

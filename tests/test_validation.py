@@ -1,4 +1,4 @@
-"""Bad input raises eagerly, before tracing, with a message that names the problem (docs/theory.md §5)."""
+"""Bad input raises eagerly, before tracing, naming the problem (docs/theory.md §5)."""
 
 import jax.numpy as jnp
 import numpy as np

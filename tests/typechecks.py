@@ -17,11 +17,13 @@ import functools
 import beartype
 
 _enabled = True
+# The PEP 484 numeric tower, as static type checkers read `float`: an int is accepted.
+_CONF = beartype.BeartypeConf(is_pep484_tower=True)
 
 
 def typechecker(fn):
     """beartype, switchable off by `unchecked` (jaxtyping calls this once per function)."""
-    checked = beartype.beartype(fn)
+    checked = beartype.beartype(fn, conf=_CONF)
 
     @functools.wraps(fn)
     def check(*args, **kwargs):

@@ -8,31 +8,42 @@ budgets of a record), `models`, `data`.
 """
 
 from ._apply import num_params as num_params
-from .adapters import from_linen as from_linen
-from .adapters import from_nnx as from_nnx
-from .analysis import NetworkAnalysis as NetworkAnalysis
-from .analysis import analyze_training as analyze_training
-from .analysis import default_shells as default_shells
-from .data import RegressionData as RegressionData
-from .data import load_digits_data as load_digits_data
-from .data import power_law_teacher as power_law_teacher
-from .flow import flow_velocity as flow_velocity
-from .flow import kernel_jvp as kernel_jvp
-from .flow import ntk_flow_derivative as ntk_flow_derivative
-from .lazy import frozen_kernel_gain as frozen_kernel_gain
-from .lazy import lazy_test_error_by_shell as lazy_test_error_by_shell
-from .lazy import lazy_test_predictions as lazy_test_predictions
-from .models import MLP as MLP
-from .models import RandomFeatures as RandomFeatures
-from .models import ResidualMLP as ResidualMLP
-from .ntk import NTKImplementation as NTKImplementation
-from .ntk import empirical_ntk as empirical_ntk
-from .ntk import ntk_fn as ntk_fn
-from .record import TrainingConfig as TrainingConfig
-from .record import TrainingMethod as TrainingMethod
-from .record import TrainingRecord as TrainingRecord
-from .record import record_trajectory as record_trajectory
-from .training import gradient_flow as gradient_flow
-from .training import log_steps as log_steps
-from .training import log_times as log_times
-from .training import train_optax as train_optax
+from .adapters import from_linen as from_linen, from_nnx as from_nnx
+from .analysis import (
+    NetworkAnalysis as NetworkAnalysis,
+    analyze_training as analyze_training,
+    default_shells as default_shells,
+)
+from .data import (
+    RegressionData as RegressionData,
+    load_digits_data as load_digits_data,
+    power_law_teacher as power_law_teacher,
+)
+from .flow import (
+    flow_velocity as flow_velocity,
+    kernel_jvp as kernel_jvp,
+    ntk_flow_derivative as ntk_flow_derivative,
+)
+from .lazy import (
+    frozen_kernel_gain as frozen_kernel_gain,
+    lazy_test_error_by_shell as lazy_test_error_by_shell,
+    lazy_test_predictions as lazy_test_predictions,
+)
+from .models import MLP as MLP, RandomFeatures as RandomFeatures, ResidualMLP as ResidualMLP
+from .ntk import (
+    NTKImplementation as NTKImplementation,
+    empirical_ntk as empirical_ntk,
+    ntk_fn as ntk_fn,
+)
+from .record import (
+    TrainingConfig as TrainingConfig,
+    TrainingMethod as TrainingMethod,
+    TrainingRecord as TrainingRecord,
+    record_trajectory as record_trajectory,
+)
+from .training import (
+    gradient_flow as gradient_flow,
+    log_steps as log_steps,
+    log_times as log_times,
+    train_optax as train_optax,
+)

@@ -26,7 +26,7 @@ def flow_velocity(
     x: Float[ArrayLike, "n ..."],
     residual: Float[ArrayLike, " n"],
     *,
-    output_scale: float = 1.0,
+    output_scale: float | Float[Array, ""] = 1.0,  # an array when swept (traced)
 ) -> Any:
     """$\\dot\\theta = -J^T e/(n\\alpha)$: gradient flow of $\\|\\alpha(f_\\theta -
     f_{\\theta_0}) - y\\|^2/(2n\\alpha^2)$ at residual `e` (n,), with α = `output_scale`
@@ -65,7 +65,7 @@ def ntk_flow_derivative(
     x: Float[ArrayLike, "n ..."],
     residual: Float[ArrayLike, " n"],
     *,
-    output_scale: float = 1.0,
+    output_scale: float | Float[Array, ""] = 1.0,  # an array when swept (traced)
     implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
     chunk_size: int | None = None,
 ) -> tuple[Float[Array, "n n"], Float[Array, "n n"]]:

@@ -57,9 +57,10 @@ class TrainingConfig:
     `implementation` or a `chunk_size` that is not a positive int.
     """
 
+    # Annotated with what __init__ accepts; __post_init__ normalises (float, enum, int).
     output_scale: float = 1.0
-    implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION
-    chunk_size: int | None = None
+    implementation: NTKImplementation | int = NTKImplementation.JACOBIAN_CONTRACTION
+    chunk_size: int | np.integer | None = None
 
     def __post_init__(self):
         try:
