@@ -53,10 +53,10 @@ def kato_vector_field(t, state: KatoState, args) -> KatoState:
     invalid = invalid | operator_is_invalid(m, None, lam)
     overlap = matmul_highest(vec.T, state.frame)  # R = VᵀΦ
     w = cluster_generator(matmul_highest(matmul_highest(vec.T, dm), vec), lam, relative_gap)
-    d = overlap @ state.coefficients  # e in the eigenbasis
-    c_dot = overlap.T @ (w @ d - lam * d)
+    d = matmul_highest(overlap, state.coefficients)  # e in the eigenbasis
+    c_dot = matmul_highest(overlap.T, matmul_highest(w, d) - lam * d)
     frame_dot = -matmul_highest(matmul_highest(vec, w), overlap)
-    ref_dot = None if state.reference is None else -(m @ state.reference)
+    ref_dot = None if state.reference is None else -matmul_highest(m, state.reference)
 
     def void(x):  # an invalid operator moves nothing but the violation clock
         return None if x is None else jnp.where(invalid, jnp.zeros_like(x), x)

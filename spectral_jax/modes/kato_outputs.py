@@ -74,12 +74,12 @@ def save_outputs(t, state: KatoState, args):
     g_eigen = matmul_highest(matmul_highest(vec.T, dm), vec)
     generator = matmul_highest(matmul_highest(q.T, cluster_generator(g_eigen, lam, output_gap)), q)
     rates = jnp.einsum("ik,ij,jk->k", q, g_eigen, q, precision=_HIGHEST)
-    residual = state.frame @ state.coefficients
-    coefficients = frame.T @ residual
+    residual = matmul_highest(state.frame, state.coefficients)
+    coefficients = matmul_highest(frame.T, residual)
     if state.reference is None:
         reference_coefficients, mismatch, mode = None, jnp.zeros((), lam.dtype), jnp.zeros(())
     else:
-        reference_coefficients = frame.T @ state.reference
+        reference_coefficients = matmul_highest(frame.T, state.reference)
         mismatch = jnp.linalg.norm(residual - state.reference) / e0_norm
         mode = jnp.argmax(jnp.abs(coefficients - reference_coefficients))
     if reduce is None:
@@ -92,7 +92,7 @@ def save_outputs(t, state: KatoState, args):
             reduced_ref = reduce(lam, reference_coefficients, generator)
     return _Saved(
         lam, coefficients, reference_coefficients, *kept, residual, reduced, reduced_ref, rates,
-        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),  # float: see _as_index
+        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),  # float: see kato_solution.as_index
     )
 
 
