@@ -92,7 +92,8 @@ def save_outputs(t, state: KatoState, args):
             reduced_ref = reduce(lam, reference_coefficients, generator)
     return _Saved(
         lam, coefficients, reference_coefficients, *kept, residual, reduced, reduced_ref, rates,
-        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),  # float: see kato_solution.as_index
+        # Indices travel as floats: see kato_solution.as_index.
+        order.astype(lam.dtype), mismatch, jnp.asarray(mode, lam.dtype),
     )
 
 
