@@ -52,6 +52,23 @@ class Compilations:
     names: list[str] = dataclasses.field(default_factory=list)
 
 
+def dop853_residuals(op, e0, ts):
+    """e(t) at `ts` from scipy's DOP853 on de/dt = −M(t)e at rtol 1e-13: an independent oracle."""
+    import scipy.integrate
+
+    sol = scipy.integrate.solve_ivp(
+        lambda t, e: -np.asarray(op(jnp.asarray(t))) @ e,
+        (ts[0], ts[-1]),
+        e0,
+        method="DOP853",
+        t_eval=ts,
+        rtol=1e-13,
+        atol=1e-15,
+    )
+    assert sol.success
+    return sol.y.T
+
+
 @contextlib.contextmanager
 def count_compilations():
     """Count the XLA compilations that happen inside the `with` block.

@@ -14,7 +14,7 @@ import pytest
 import scipy.integrate
 import scipy.linalg
 import scipy.stats
-from helpers import rel_err as _rel_err
+from helpers import dop853_residuals, rel_err as _rel_err
 
 import spectral_jax as sj
 from spectral_jax.operators import (
@@ -28,28 +28,14 @@ KATO_TOL = dict(rtol=1e-11, atol=1e-14)
 REQUIRED = 1e-7
 
 
-def _dop853(op, e0, ts):
-    sol = scipy.integrate.solve_ivp(
-        lambda t, e: -np.asarray(op(jnp.asarray(t))) @ e,
-        (ts[0], ts[-1]),
-        e0,
-        method="DOP853",
-        t_eval=ts,
-        rtol=1e-13,
-        atol=1e-15,
-    )
-    assert sol.success
-    return sol.y.T
-
-
 @pytest.mark.parametrize("g", [1e-4, 1e-6, 1e-8, 1e-9, 1e-10, 1e-12])
-def test_avoided_crossing_3d_matches_dop853(g):
+def test_avoided_crossing_3d_matchesdop853_residuals(g):
     u = scipy.stats.ortho_group.rvs(3, random_state=1)
     op = AvoidedCrossings(jnp.asarray(u), jnp.array([1.0]), jnp.array([g]), jnp.array([0.5]))
     e0, ts = np.array([1.0, 0.7, -0.4]), np.linspace(0.0, 2.0, 21)
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
-    assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
+    assert _rel_err(kato.residuals, dop853_residuals(op, e0, ts)) < REQUIRED
 
 
 @pytest.mark.parametrize(
@@ -68,7 +54,7 @@ def test_two_avoided_crossings_in_eight_dimensions(g):
     e0, ts = np.random.default_rng(3).normal(size=8), np.linspace(0.0, 2.0, 21)
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
-    assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
+    assert _rel_err(kato.residuals, dop853_residuals(op, e0, ts)) < REQUIRED
     # The independent shell energies agree with the Kato ones (same basis, same shells).
     shells = sj.LogShells(lam_ref=5.5, ratio=2.0, count=6)
     kato_e = sj.shell_budget(shells, kato.eigenvalues, kato.coefficients, kato.generator).energy
@@ -126,7 +112,7 @@ def test_dense_power_law_tail_matches_closed_form(n, alpha, relative_gap):
 
 
 @pytest.mark.parametrize("p", [25, pytest.param(40, marks=pytest.mark.slow)])
-def test_exact_zero_modes_match_dop853(p):
+def test_exact_zero_modes_matchdop853_residuals(p):
     """Width p < n: n − p exact zero eigenvalues form one large cluster the whole run."""
     rng = np.random.default_rng(1)
     n = 40
@@ -135,13 +121,13 @@ def test_exact_zero_modes_match_dop853(p):
     e0, ts = rng.normal(size=n), np.linspace(0.0, 3.0, 7)
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
-    assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
+    assert _rel_err(kato.residuals, dop853_residuals(op, e0, ts)) < REQUIRED
     if p < n:  # the zero modes keep their energy: no dissipation, no transport into them
         zero = np.asarray(kato.eigenvalues)[-1] < 1e-10
         assert zero.sum() == n - p
 
 
-def test_cluster_that_forms_and_splits_matches_dop853():
+def test_cluster_that_forms_and_splits_matchesdop853_residuals():
     n = 7
     base = np.array([2.0, 1.0, 1.0, 1.0, 1.0, 0.3, 0.1])
     spread = np.array([0.0, 0.8, 0.3, -0.2, -0.6, 0.0, 0.0])  # the four middle ones meet at t=1
@@ -150,7 +136,7 @@ def test_cluster_that_forms_and_splits_matches_dop853():
     e0, ts = np.random.default_rng(5).normal(size=n), np.linspace(0.0, 2.0, 11)  # t = 1 saved
     kato = sj.solve_kato(op, jnp.asarray(e0), jnp.asarray(ts), **KATO_TOL)
     assert kato.succeeded
-    assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
+    assert _rel_err(kato.residuals, dop853_residuals(op, e0, ts)) < REQUIRED
     assert any(abs(t - 1.0) < 1e-12 for t, *_ in kato.degenerate_pairs)
 
 
@@ -175,4 +161,4 @@ def test_rbf_kernel_with_moving_length_scale(relative_gap, t_end):
         **KATO_TOL,
     )
     assert kato.succeeded
-    assert _rel_err(kato.residuals, _dop853(op, e0, ts)) < REQUIRED
+    assert _rel_err(kato.residuals, dop853_residuals(op, e0, ts)) < REQUIRED

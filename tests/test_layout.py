@@ -50,12 +50,12 @@ def test_every_subpackage_exists_and_modules_stay_small():
 
 
 def test_the_repository_does_not_point_outside_itself():
-    pattern = re.compile(r"shared/DESIGN|DESIGN [0-9]")
+    # Built from parts so that this file does not match the pattern it looks for.
+    design = "DESIGN"
+    pattern = re.compile(f"shared/{design}|{design} [0-9]")
     hits = []
     for path in ROOT.rglob("*"):
         if any(part in {".git", ".venv", "results", "__pycache__"} for part in path.parts):
-            continue
-        if path == pathlib.Path(__file__).resolve():
             continue
         if path.suffix in {".py", ".md", ".toml", ".txt", ""} and path.is_file():
             text = path.read_text(errors="ignore")
