@@ -98,6 +98,7 @@ def test_projector_form_closes_too(case):
     np.testing.assert_allclose(projector.dissipation, budget.dissipation, atol=1e-10 * total)
 
 
+@pytest.mark.slow  # ~20-40 s; CI time budget (make test-all runs it)
 def test_budget_detects_wrong_crossings(case):
     op, e0, budget = case
     c = budget.crossings

@@ -540,6 +540,7 @@ def test_new_tolerances_do_not_recompile():
         assert compiles.count == 0, (solve.__name__, compiles.names)
 
 
+@pytest.mark.slow  # ~20-40 s; CI time budget (make test-all runs it)
 def test_near_degenerate_pair_is_transported_as_a_block():
     """A relative gap of 2e-9: block transport stays exact and cheap; modewise is stiff."""
     n = 12

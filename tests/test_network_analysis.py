@@ -87,6 +87,7 @@ def test_needs_three_times():
         analyze_training(short)
 
 
+@pytest.mark.slow  # ~20-40 s; CI time budget (make test-all runs it)
 def test_lazy_rich_quick_table_is_monotone(tmp_path):
     """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 α)."""
     import json
