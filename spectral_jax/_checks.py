@@ -64,8 +64,11 @@ def check_times(ts, name: str = "ts") -> np.ndarray | None:
     return concrete
 
 
-def check_state(op, e0, ts) -> None:
-    """Common checks of `solve_kato` / `solve_direct` arguments, done before tracing."""
+def check_state(op, e0, ts):
+    """Common checks of `solve_kato` / `solve_direct` arguments, done before tracing.
+
+    Returns the concrete $M(t_0)$ it checked (NumPy), or None under `jit`/`vmap`.
+    """
     n = op.shape[0]
     if np.ndim(e0) != 1 or np.shape(e0)[0] != n:
         raise ValueError(f"e0 must have shape ({n},) to match the operator, got {np.shape(e0)}")
@@ -82,12 +85,15 @@ def check_state(op, e0, ts) -> None:
     if e0c is not None and not np.all(np.isfinite(e0c)):
         raise ValueError("e0 contains NaN or Inf")
     if concrete_ts is None:
-        return
+        return None
     # The operator itself at the ends of the run: catches shape, symmetry, NaN and negativity.
-    for t in {float(concrete_ts[0]), float(concrete_ts[-1])}:
+    first = None
+    for t in dict.fromkeys([float(concrete_ts[0]), float(concrete_ts[-1])]):
         m = as_concrete(op(np.asarray(t, dtype=op.dtype)))
         if m is not None:
             check_matrix_values(m, f"M(t={t:g})")
+        first = m if first is None else first
+    return first
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._solvers import is_imex
+
 
 def default_tolerances(dtype) -> tuple[float, float]:
     """(rtol, atol) used when none are given: 1e-8/1e-10 in float64, 1e-5/1e-7 in float32.
@@ -119,6 +121,7 @@ def integrate(
     save_fn=None,
     event=None,
     progress_meter=None,
+    stiff_part=None,
 ):
     """Integrate from ts[0] to ts[-1], saving at every ts (ts of length 1 saves y0).
 
@@ -130,10 +133,26 @@ def integrate(
     - `event`: a `diffrax.Event` that may end the solve early. With an event, `sol.ts` and
       `sol.ys` are pairs `(saved at ts, saved at the final time)`, the second one the raw state.
     - `progress_meter`: any `diffrax.AbstractProgressMeter` (e.g. `diffrax.TqdmProgressMeter()`).
+    - `stiff_part(t, y, args)`: the part of `vector_field` an IMEX solver (`diffrax.KenCarp4`)
+      treats implicitly; the rest, `vector_field - stiff_part`, is explicit. Other solvers
+      integrate `vector_field` whole.
 
     With an adaptive controller and `dt0=None` the first step comes from `initial_step`.
     """
-    term = diffrax.ODETerm(vector_field)
+    if is_imex(solver):
+        if stiff_part is None:
+            raise TypeError(
+                f"{type(solver).__name__} is an IMEX solver and this system has no stiff part "
+                "declared; use an explicit or fully implicit solver (Tsit5, Kvaerno5)"
+            )
+
+        def explicit_part(t, y, args):
+            full, stiff = vector_field(t, y, args), stiff_part(t, y, args)
+            return jax.tree_util.tree_map(lambda a, b: a - b, full, stiff)
+
+        term = diffrax.MultiTerm(diffrax.ODETerm(explicit_part), diffrax.ODETerm(stiff_part))
+    else:
+        term = diffrax.ODETerm(vector_field)
     if uses_initial_step_guess(solver, stepsize_controller, dt0, ts.shape[0]):
         rtol, atol, norm = _tolerances(stepsize_controller)
         dt0 = initial_step(vector_field, ts[0], ts[-1], y0, args,

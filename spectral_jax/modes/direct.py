@@ -22,6 +22,14 @@ from .._integrate import (
     solver_stats,
     uses_initial_step_guess,
 )
+from .._solvers import (
+    DENSE,
+    DIAGONAL,
+    default_solver,
+    implicit_solver,
+    largest_eigenvalue,
+    time_span,
+)
 from ..operators import AbstractOperator
 from .self_check import OperatorError
 
@@ -95,14 +103,20 @@ def solve_direct(
 ) -> DirectSolution:
     """Integrate the function-space gradient flow $\\dot e = -M(t)e$ (docs/theory.md §2.1).
 
-    The reference that `solve_kato` must reproduce. Arguments as in `solve_kato`.
+    The reference that `solve_kato` must reproduce. Arguments as in `solve_kato`; the default
+    solver is `diffrax.Tsit5()` for short horizons and `diffrax.Kvaerno5` (dense Jacobian
+    $-M$) from $\\lambda_{\\max}(t_0)\\,(t_\\text{end}-t_0) \\ge$ `STIFF_HORIZON`.
     """
     check_operator_type(op)
     check_solver_options(rtol=rtol, atol=atol, max_steps=max_steps, dt0=dt0)
-    check_state(op, e0, ts)
+    m_first = check_state(op, e0, ts)
     e0 = jnp.asarray(e0, op.dtype)
     ts = jnp.asarray(ts, op.dtype)
-    solver = diffrax.Tsit5() if solver is None else solver
+    # Long horizons: Kvaerno5 with the dense n×n Jacobian -M (see spectral_jax/_solvers.py).
+    solver = default_solver(
+        solver, lambda: implicit_solver(_DirectState(DENSE, DIAGONAL)),
+        lam_max=largest_eigenvalue(m_first), span=time_span(ts),
+    )
     if stepsize_controller is None:
         stepsize_controller = default_controller(rtol, atol, dtype=op.dtype)
     sol = _solve_direct(

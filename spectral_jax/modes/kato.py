@@ -62,9 +62,18 @@ from .._checks import (
     describe_operator,
 )
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
-from ..operators import AbstractOperator
+from .._solvers import (
+    DENSE,
+    DIAGONAL,
+    default_solver,
+    imex_solver,
+    largest_eigenvalue,
+    time_span,
+)
+from ..operators import AbstractOperator, FrozenOperator
 from .clusters import Clusters
-from .kato_field import KatoState, kato_vector_field, matmul_highest
+from .frozen import solve_frozen
+from .kato_field import KatoState, kato_stiff_part, kato_vector_field, matmul_highest
 from .kato_outputs import save_outputs
 from .kato_solution import KatoSolution, as_index, relative_gaps
 from .self_check import OperatorError, SelfCheck, SelfCheckError, describe_mismatch
@@ -117,6 +126,7 @@ def _solve_kato(
         save_fn=lambda t, y, _: save_outputs(t, y, (op, output_gap, reduce, e0_norm)),
         event=event,
         progress_meter=progress_meter,
+        stiff_part=kato_stiff_part,
     )
 
 
@@ -145,8 +155,14 @@ def solve_kato(
     - `ts`: (T,) strictly increasing save times; integration runs from `ts[0]` to `ts[-1]`.
     - `rtol`, `atol`: tolerances of the default `diffrax.PIDController` (default by dtype:
       1e-8/1e-10 in float64, 1e-5/1e-7 in float32).
-    - `solver`: any diffrax solver (default `diffrax.Tsit5()`); `stepsize_controller`: any
-      diffrax controller (overrides `rtol`/`atol`); `dt0`: first step (default: estimated).
+    - `solver`: any diffrax solver. Default: `diffrax.Tsit5()` for short horizons; from
+      $\\lambda_{\\max}(t_0)\\,(t_\\text{end} - t_0) \\ge$ `STIFF_HORIZON` the IMEX
+      `diffrax.KenCarp4` with the dissipation implicit (`spectral_jax/_solvers.py`), whose
+      step count grows with $\\log t$ instead of $\\lambda_{\\max} t$. A `FrozenOperator`
+      with neither `solver` nor `stepsize_controller` given takes the closed form
+      (`solve_frozen`: one `eigh`, no time stepping).
+    - `stepsize_controller`: any diffrax controller (overrides `rtol`/`atol`); `dt0`: first
+      step (default: estimated).
     - `clusters`: `Clusters` (which eigenvalues are transported as one block, which pairs are
       reported as degenerate); default `Clusters()`.
     - `self_check`: `SelfCheck` (the independent integration of $\\dot e = -Me$ and its
@@ -173,11 +189,18 @@ def solve_kato(
         raise TypeError(f"clusters must be a sj.Clusters, got {type(clusters).__name__}")
     if not isinstance(self_check, SelfCheck):
         raise TypeError(f"self_check must be a sj.SelfCheck, got {type(self_check).__name__}")
-    check_state(op, e0, ts)
+    m_first = check_state(op, e0, ts)
+    if isinstance(op, FrozenOperator) and solver is None and stepsize_controller is None:
+        return solve_frozen(op, e0, ts, clusters=clusters, reduce=reduce)
     dtype = op.dtype
     e0 = jnp.asarray(e0, dtype)
     ts = jnp.asarray(ts, dtype)
-    solver = diffrax.Tsit5() if solver is None else solver
+    # Only the dissipation and the self-check are implicit; the frame never is (see _solvers).
+    structure = KatoState(DIAGONAL, DIAGONAL, DENSE if self_check.enabled else None, DIAGONAL)
+    solver = default_solver(
+        solver, lambda: imex_solver(structure),
+        lam_max=largest_eigenvalue(m_first), span=time_span(ts),
+    )
     if stepsize_controller is None:
         stepsize_controller = default_controller(rtol, atol, _error_norm, dtype=dtype)
     controller_rtol = getattr(getattr(stepsize_controller, "controller", stepsize_controller),

@@ -43,6 +43,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_times
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
+from .._solvers import TRIDIAGONAL, default_solver, implicit_solver
 from ..shells.budget import ShellBudget, flux_from_transfer
 from ..shells.grid import LogShells
 from .chain_operator import TransportChainOperator
@@ -251,7 +252,8 @@ def solve_chain(
     coefficients are `c0` (at $t_0 = 0$, $R = I$ and $c = e$).
 
     **Arguments:** `chain`, `c0` (n,), `ts` (T,) increasing; tolerances of the default PID
-    controller, `solver` (default `diffrax.Tsit5()`).
+    controller, `solver` (default: `diffrax.Tsit5()` for short horizons, `diffrax.Kvaerno5`
+    with the tridiagonal Jacobian from $\\lambda_1 (t_\\text{end}-t_0) \\ge$ `STIFF_HORIZON`).
 
     **Returns:** a `ChainRun`.
     """
@@ -263,7 +265,10 @@ def solve_chain(
         raise TypeError(f"dtype mix: c0 is {c0.dtype}, chain is {chain.eigenvalues.dtype}")
     check_times(ts)
     ts = jnp.asarray(ts, c0.dtype)
-    solver = diffrax.Tsit5() if solver is None else solver
+    # Long horizons: Kvaerno5 with the tridiagonal Jacobian -Λ - h(t)A0 (spectral_jax/_solvers.py).
+    span = float(np.asarray(ts[-1] - ts[0]))
+    solver = default_solver(solver, lambda: implicit_solver(TRIDIAGONAL),
+                            lam_max=float(np.max(np.asarray(chain.eigenvalues))), span=span)
     controller = default_controller(rtol, atol, dtype=c0.dtype)
     sol = _solve_chain(chain, c0, ts, solver, controller, dt0, max_steps, throw)
     guess = uses_initial_step_guess(solver, controller, dt0, ts.shape[0])
