@@ -7,7 +7,10 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "spectral_jax"
 # Lowest first; private layers (`_integrate`, `_checks`) sit below everything.
-LAYERS = ["_checks", "_jacobian", "_solvers", "_integrate", "operators", "modes", "shells", "renorm", "networks"]
+LAYERS = [
+    "_checks", "_jacobian", "_solvers", "_integrate",
+    "operators", "modes", "shells", "renorm", "networks",
+]
 
 
 def _layer_of(module_path: pathlib.Path) -> str | None:

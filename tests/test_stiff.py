@@ -5,7 +5,6 @@ explicit solver where both run.
 """
 
 import diffrax
-import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
@@ -33,7 +32,8 @@ def _structured_system(n=7, seed=0):
         return (3.0 * a + 0.5 * a**2, tri, jnp.asarray(dense) @ c)
 
     y = (jnp.ones((2, 3)), jnp.ones(n), jnp.ones(n))
-    rhs = (jnp.arange(6.0).reshape(2, 3), jnp.arange(n, dtype=float) - 2.0, jnp.arange(n, dtype=float) + 1.0)
+    index = jnp.arange(n, dtype=float)
+    rhs = (jnp.arange(6.0).reshape(2, 3), index - 2.0, index + 1.0)
     return fn, y, rhs
 
 
