@@ -15,6 +15,11 @@ Everything below is re-exported from those subpackages; lower-level helpers stay
 Exponents are decay exponents throughout: y ∝ x^(−exponent) (docs/theory.md §2.6).
 """
 
+from ._jacobian import (
+    JacobianStructure as JacobianStructure,
+    StructuredJacobianSolver as StructuredJacobianSolver,
+)
+from ._solvers import STIFF_HORIZON as STIFF_HORIZON
 from .modes import (
     Clusters as Clusters,
     DirectSolution as DirectSolution,
@@ -24,7 +29,9 @@ from .modes import (
     SelfCheck as SelfCheck,
     SelfCheckError as SelfCheckError,
     SpectralState as SpectralState,
+    refine_eigenbasis as refine_eigenbasis,
     solve_direct as solve_direct,
+    solve_frozen as solve_frozen,
     solve_kato as solve_kato,
     spectral_state as spectral_state,
 )
@@ -136,6 +143,11 @@ __all__ = [
     "SpectralState",
     "solve_direct",
     "solve_kato",
+    "solve_frozen",
+    "refine_eigenbasis",
+    "JacobianStructure",
+    "StructuredJacobianSolver",
+    "STIFF_HORIZON",
     "spectral_state",
     "BudgetForm",
     "Crossings",

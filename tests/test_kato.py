@@ -308,6 +308,7 @@ def crossing_setup():
     return make, e0, ts, reference
 
 
+@pytest.mark.slow  # compile-bound, moved out of CI's 15-minute budget
 def test_true_crossing(crossing_setup):
     make, e0, ts, reference = crossing_setup
     op = make(0.0)
@@ -574,6 +575,8 @@ def test_near_degenerate_pair_is_transported_as_a_block():
     assert block.stats["num_steps"] * 10 < modewise.stats["num_steps"]
 
 
+# Compile-bound: out of CI's 15-minute budget; reduce= stays in CI via test_kato_frozen.py.
+@pytest.mark.slow
 def test_reduce_keeps_only_the_reduction(rotating_case):
     """`reduce=` computes shell budgets inside the solve and drops the (T, n, n) arrays."""
     import functools

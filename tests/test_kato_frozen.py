@@ -36,6 +36,7 @@ def _hadamard_operator(lam):
 # Against solve_kato and the ambient flow
 
 
+@pytest.mark.slow  # compile-bound, moved out of CI's 15-minute budget
 def test_matches_solve_kato_on_power_law():
     rng = np.random.default_rng(31)
     n = 20

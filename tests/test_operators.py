@@ -161,6 +161,7 @@ def test_hermite_convergence_order(rotating):
     assert err_m[-1] < 1e-7
 
 
+@pytest.mark.slow  # compile-bound, moved out of CI's 15-minute budget
 def test_spline_convergence_order(rotating):
     # Interior: fourth order (the natural end condition's O(h²) error decays away from the
     # ends geometrically, by ~0.27 per knot, so the coarsest grid is left out).

@@ -122,7 +122,7 @@ def test_shape_errors():
         projector_budget(shells, jnp.eye(3), jnp.eye(3, dtype=jnp.float32), jnp.ones(3))
 
 
-@pytest.mark.parametrize("split", [0.0, 1e-13])
+@pytest.mark.parametrize("split", [pytest.param(0.0, marks=pytest.mark.slow), 1e-13])
 def test_degenerate_modes_inside_a_shell_along_kato(split):
     """Exact (split=0) and near (1e-13) degeneracies: every shell quantity finite and exact.
 

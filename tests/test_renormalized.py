@@ -105,6 +105,7 @@ def test_scheme_bias_on_exponential_profile(ratio):
         np.testing.assert_allclose(np.asarray(flux)[1:-1] / exact[1:-1], factor, rtol=1e-10)
 
 
+@pytest.mark.slow  # compile-bound, moved out of CI's 15-minute budget
 def test_user_callable_and_vmap_over_parameters():
     shells = sj.LogShells(1.0, 2.0, 6)
     e0 = jnp.asarray(continuum_shell_energies(shells, 0.5))

@@ -96,8 +96,9 @@ def test_kato_default_is_imex_over_a_long_horizon_and_matches_the_closed_form(ro
     op, e0 = rotating
     sol = sj.solve_kato(op, e0, _times(1e4), rtol=F64_RTOL, atol=F64_ATOL)
     assert _closed_form_error(op, sol, e0) < 1e-6  # measured 6e-7: global, not local, error
-    # An explicit solver is stability-bound near 3/λ_max per step: > 3000 steps here.
-    assert sol.stats["num_accepted_steps"] < 800
+    # An explicit solver is stability-bound near 3.3/λ_max per step: > 3000 steps here. At
+    # rtol 1e-10 the slow rotation sets the IMEX step (measured 1023 steps).
+    assert sol.stats["num_accepted_steps"] < 1500
     assert float(np.max(sol.self_check_mismatch)) < 1e-7  # the implicit reference agrees
 
 
