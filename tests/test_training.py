@@ -195,3 +195,19 @@ def test_output_scale_config_and_deprecated_alpha_agree():
     np.testing.assert_allclose(np.asarray(again.kernels), np.asarray(scaled.kernels), rtol=1e-13)
     with pytest.raises(TypeError, match="not both"):
         gradient_flow(*args, config=TrainingConfig(), alpha=2.0)
+
+
+@pytest.mark.slow  # two solver compilations
+def test_gradient_flow_accepts_an_implicit_solver_and_agrees():
+    """The flow stays explicit by default (an implicit step needs the P×P Hessian), but any
+    diffrax solver is accepted: Kvaerno5 with its dense Jacobian agrees with Dopri8."""
+    import diffrax
+
+    data = teacher_data()
+    apply_fn, params = from_nnx(MLP(4, 8, 1, rngs=nnx.Rngs(6), param_dtype=jnp.float64))
+    ts = np.array([0.0, 1.0, 10.0, 100.0])
+    explicit = gradient_flow(apply_fn, params, data.x_train, data.y_train, ts)
+    implicit = gradient_flow(apply_fn, params, data.x_train, data.y_train, ts,
+                             solver=diffrax.Kvaerno5(), rtol=1e-9, atol=1e-11)
+    scale = float(jnp.max(jnp.abs(explicit.residuals)))
+    np.testing.assert_allclose(implicit.residuals, explicit.residuals, atol=1e-6 * scale)

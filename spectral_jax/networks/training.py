@@ -100,7 +100,10 @@ def gradient_flow(
       `TrainingConfig()`.
     - `x_test`, `y_test`: optional test data.
     - `rtol`, `atol`: tolerances of the default `diffrax.PIDController`; `solver` (default
-      `diffrax.Dopri8()`), `stepsize_controller` (overrides `rtol`/`atol`), `max_steps`,
+      `diffrax.Dopri8()`: explicit, because an implicit step needs the Jacobian of the flow,
+      the P×P parameter Hessian; any diffrax solver is accepted, e.g. `diffrax.Kvaerno5()`
+      for a small network over a long horizon), `stepsize_controller` (overrides
+      `rtol`/`atol`), `max_steps`,
       `progress_meter` (any diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`).
     - `alpha`: deprecated spelling of `config=TrainingConfig(output_scale=alpha)`.
 
