@@ -41,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_times
+from .._checks import as_concrete, check_times
 from .._integrate import default_controller, integrate, solver_stats, uses_initial_step_guess
-from .._solvers import TRIDIAGONAL, default_solver, implicit_solver
+from .._solvers import TRIDIAGONAL, default_solver, implicit_solver, time_span
 from ..shells.budget import ShellBudget, flux_from_transfer
 from ..shells.grid import LogShells
 from .chain_operator import TransportChainOperator
@@ -266,9 +266,11 @@ def solve_chain(
     check_times(ts)
     ts = jnp.asarray(ts, c0.dtype)
     # Long horizons: Kvaerno5 with the tridiagonal Jacobian -Λ - h(t)A0 (spectral_jax/_solvers.py).
-    span = float(np.asarray(ts[-1] - ts[0]))
-    solver = default_solver(solver, lambda: implicit_solver(TRIDIAGONAL),
-                            lam_max=float(np.max(np.asarray(chain.eigenvalues))), span=span)
+    eigenvalues = as_concrete(chain.eigenvalues)  # None under jit/vmap: explicit default
+    solver = default_solver(
+        solver, lambda: implicit_solver(TRIDIAGONAL), span=time_span(ts),
+        lam_max=None if eigenvalues is None else float(np.max(eigenvalues)),
+    )
     controller = default_controller(rtol, atol, dtype=c0.dtype)
     sol = _solve_chain(chain, c0, ts, solver, controller, dt0, max_steps, throw)
     guess = uses_initial_step_guess(solver, controller, dt0, ts.shape[0])
