@@ -5,7 +5,8 @@ rates up to $\\lambda_{\\max}$, while the dynamics that matter at late times (sl
 moving frontier, slow rotation of the eigenbasis) are orders of magnitude slower. An explicit
 solver's step is bounded by $\\sim 3/\\lambda_{\\max}$ however long ago the fast modes decayed,
 so its step count grows like $\\lambda_{\\max} t$; an L-stable implicit or IMEX solver's step
-follows the slow dynamics only, and its step count grows like $\\log t$ once they are smooth.
+follows the slow dynamics only: about $\\log t$ steps while they are smooth, and linear in $t$
+again where an eigenbasis keeps rotating (the frame must follow it).
 
 - **Kato system** (`solve_kato`): IMEX `diffrax.KenCarp4`. Implicit part: the coefficients'
   dissipation $-\\mathrm{diag}(\\Phi^T M\\Phi)\\,c$ (diagonal) and the self-check's $-Me$
@@ -39,8 +40,9 @@ __all__ = [
 ]
 
 # λ_max·(t1 − t0) from which the stiff-aware solvers are the default. Measured wall-time
-# crossover (benchmarks/stiff.md, Kato system, n = 48): at 1e2 Tsit5 0.39 s vs KenCarp4
-# 0.88 s, at 1e3 1.26 s vs 1.34 s, at 1e4 13.1 s vs 2.6 s.
+# crossover (benchmarks/stiff.md, Kato system, n = 48): at 1e2 Tsit5 0.29 s vs KenCarp4
+# 0.76 s, at 1e3 1.32 s vs 1.32 s, at 1e4 12.2 s vs 2.0 s. The planted chain's crossover is
+# later (1e4–1e5) with a per-component atol, earlier with an energy-norm atol.
 STIFF_HORIZON = 1000.0
 
 
