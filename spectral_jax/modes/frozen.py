@@ -43,7 +43,7 @@ from ..operators.base import FrozenOperator
 from .clusters import Clusters
 from .kato_field import matmul_highest
 from .kato_solution import KatoSolution, as_index, relative_gaps
-from .self_check import SelfCheckError
+from .self_check import PrecisionWarning, SelfCheckError
 from .spectral_state import eigh_descending, fix_gauge
 
 __all__ = ["frozen_tolerance", "solve_frozen"]
@@ -149,8 +149,6 @@ def solve_frozen(
             f"(1000 n eps), worst in mode {int(out['self_check_mode'][0])} in descending order"
         )
     if np.finfo(dtype).bits < 64:
-        from .kato import PrecisionWarning  # here, not at the top: kato may import this module
-
         smallest = float(jnp.min(out["relative_gaps"]))
         if smallest < clusters.resolve(dtype):
             warnings.warn(

@@ -76,7 +76,13 @@ from .frozen import solve_frozen
 from .kato_field import KatoState, kato_stiff_part, kato_vector_field, matmul_highest
 from .kato_outputs import save_outputs
 from .kato_solution import KatoSolution, as_index, relative_gaps
-from .self_check import OperatorError, SelfCheck, SelfCheckError, describe_mismatch
+from .self_check import (
+    OperatorError,
+    PrecisionWarning,
+    SelfCheck,
+    SelfCheckError,
+    describe_mismatch,
+)
 from .spectral_state import eigh_descending, fix_gauge
 
 __all__ = [
@@ -86,10 +92,6 @@ __all__ = [
     "kato_vector_field",
     "solve_kato",
 ]
-
-class PrecisionWarning(UserWarning):
-    """A solve runs in a precision that cannot resolve the spectrum it meets."""
-
 
 def _error_norm(error: KatoState):
     # Each component counts on its own: the coefficients must not be diluted by n² frame entries.

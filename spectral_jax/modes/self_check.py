@@ -18,6 +18,10 @@ import dataclasses
 import numpy as np
 
 
+class PrecisionWarning(UserWarning):
+    """A solve runs in a precision that cannot resolve the spectrum it meets."""
+
+
 class SelfCheckError(RuntimeError):
     """The Kato reconstruction disagrees with the independent ambient integration."""
 
