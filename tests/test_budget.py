@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from experiments.shell_budget import BreathingSpectrum
+from spectral_jax.experiments.shell_budget import BreathingSpectrum
 from spectral_jax.shells import (
     BudgetForm,
     budget_residual,

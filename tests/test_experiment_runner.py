@@ -9,9 +9,9 @@ import types
 
 import pytest
 
-import experiments.__main__ as runner
-from experiments._common import ExperimentConfig, Preset, publish
-from experiments._io import atomic_open, save_figure, write_json
+import spectral_jax.experiments.__main__ as runner
+from spectral_jax.experiments._common import ExperimentConfig, Preset, publish
+from spectral_jax.experiments._io import atomic_open, save_figure, write_json
 
 
 def _fake_module(name, calls, fail=False):

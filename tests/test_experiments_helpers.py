@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import spectral_jax as sj
-from experiments._figures import draw_power_law, new_figure, power_label, sci
+from spectral_jax.experiments._figures import draw_power_law, new_figure, power_label, sci
 
 
 def test_power_law_band_and_label_follow_the_decay_convention():

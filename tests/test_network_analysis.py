@@ -92,7 +92,7 @@ def test_lazy_rich_quick_table_is_monotone(tmp_path):
     """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 α)."""
     import json
 
-    from experiments import lazy_rich
+    from spectral_jax.experiments import lazy_rich
 
     config = lazy_rich.Config.quick()
     result = lazy_rich.run(config, tmp_path)

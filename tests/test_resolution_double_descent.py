@@ -5,7 +5,7 @@ Small configurations of `experiments/resolution_limits.py` and `experiments/doub
 
 import numpy as np
 
-from experiments import double_descent, resolution_limits
+from spectral_jax.experiments import double_descent, resolution_limits
 
 
 def test_data_and_width_exponents_match_formula(tmp_path):

@@ -27,6 +27,11 @@ from .exponents import (
     predicted_resolution_exponents as predicted_resolution_exponents,
     similarity_collapse as similarity_collapse,
 )
+from .fit_window import (
+    PlateauWindow as PlateauWindow,
+    local_slopes as local_slopes,
+    plateau_window as plateau_window,
+)
 from .log_shift import (
     LogShiftReport as LogShiftReport,
     log_shift_invariance as log_shift_invariance,
@@ -44,6 +49,8 @@ from .planted import (
     solve_chain as solve_chain,
 )
 from .power_law_fit import (
+    Bootstrap as Bootstrap,
+    CIMethod as CIMethod,
     PowerLawFit as PowerLawFit,
     fit_power_law as fit_power_law,
 )
