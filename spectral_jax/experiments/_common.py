@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import pathlib
-from typing import Self
 
 from ._io import save_figure, to_jsonable, write_json, write_result
 
@@ -41,18 +40,20 @@ class ExperimentConfig:
     """Base of every experiment's configuration (subclass it as a frozen dataclass).
 
     `quick()` is the default configuration; subclasses override `full()` with the large one.
+    (The classmethods return the subclass; annotated with the base class, as the run-time
+    type checks of the test suite do not resolve `Self` on a classmethod.)
     """
 
     @classmethod
-    def quick(cls) -> Self:
+    def quick(cls) -> "ExperimentConfig":
         return cls()
 
     @classmethod
-    def full(cls) -> Self:
+    def full(cls) -> "ExperimentConfig":
         raise NotImplementedError(f"{cls.__qualname__} defines no `full` preset")
 
     @classmethod
-    def from_preset(cls, preset: Preset | str) -> Self:
+    def from_preset(cls, preset: Preset | str) -> "ExperimentConfig":
         """The configuration of `preset` (a `Preset` or its name)."""
         try:
             preset = Preset(preset)

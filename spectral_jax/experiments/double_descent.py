@@ -14,111 +14,153 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-import spectral_jax as sj
-
-from ._common import ExperimentConfig, publish
+from ..sweep import Execution, Record, Sweep, build_parameters
+from ._common import publish
 from ._figures import claim_title, new_figure, sci
 from .resolution_limits import power_law_problem, test_loss
 
 NAME = "double_descent"
+_METHODS = ("ridgeless", "early_stop", "ridge")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(ExperimentConfig):
+class Parameters:
+    width: int = 100  # p
+    max_width: int = 800  # features are drawn at this width and masked (one shape for all)
+    n: int = 100  # samples; the interpolation threshold is p = n
     alpha: float = 1.5
     beta: float = 2.0
     dimension: int = 1024
-    n: int = 100
-    widths: tuple[int, ...] = (10, 20, 40, 60, 80, 90, 95, 100, 105, 110, 125, 150, 200, 400, 800)
     noise: float = 0.1
     early_stop_time: float = 100.0
     ridge: float = 1e-3
-    seeds: int = 8
     seed: int = 0
-    shell_count: int = 12  # shells of ratio 4 below λ_ref = 10, for the solution-weight panel
+    shell_count: int = 12  # shells of ratio 4 below λ_ref = 10, for the solution weights
 
     def __post_init__(self):
-        if self.n not in self.widths:
-            raise ValueError(
-                f"Config.widths must contain the interpolation threshold n={self.n}, "
-                f"got {self.widths}"
-            )
+        if not 1 <= self.width <= self.max_width:
+            raise ValueError(f"width must lie in [1, max_width={self.max_width}], got "
+                             f"{self.width}")
+        if not 1 <= self.max_width < self.dimension or not 1 <= self.n < self.dimension:
+            raise ValueError(f"max_width and n must lie in [1, dimension={self.dimension}), "
+                             f"got {self.max_width}, {self.n}")
+        if self.noise < 0 or self.ridge <= 0 or self.early_stop_time <= 0:
+            raise ValueError("need noise >= 0, ridge > 0 and early_stop_time > 0")
+        if self.shell_count < 1:
+            raise ValueError(f"shell_count must be >= 1, got {self.shell_count}")
 
-    @classmethod
-    def full(cls) -> Config:
-        return cls(dimension=4096, seeds=32)
+
+def fit_random_features(z, y, time, ridge):
+    """Gradient flow from zero to `time` (inf: converged) with an optional ridge, via eigh(M).
+
+    Traceable in `time` and `ridge` (jnp; `time` may be inf). **Returns:** (a, eigenvalues)."""
+    lam, phi = jnp.linalg.eigh(z @ z.T / z.shape[0])
+    return _fit_in_eigenbasis(z, y, lam, phi, time, ridge), jnp.clip(lam, 0.0, None)
 
 
-def fit_random_features(z, y, time: float, ridge: float):
-    """Gradient flow from zero to `time` (inf: converged) with an optional ridge, via eigh(M)."""
+def _fit_in_eigenbasis(z, y, lam, phi, time, ridge):
     n = z.shape[0]
-    lam, phi = np.linalg.eigh(z @ z.T / n)
-    lam = np.clip(lam, 0.0, None)
-    rate = lam + ridge
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if np.isinf(time):
-            gain = np.where(rate > 1e-12 * rate.max(), 1.0 / (n * rate), 0.0)
-        else:
-            # A zero mode fills linearly (limit t/n); Z^T maps it to zero anyway.
-            gain = np.where(rate > 0, -np.expm1(-rate * time) / (n * rate), time / n)
+    rate = jnp.clip(lam, 0.0, None) + ridge
+    live = rate > 1e-12 * rate.max()
+    converged = jnp.where(live, 1.0 / (n * jnp.where(live, rate, 1.0)), 0.0)
+    # A zero mode fills linearly (limit t/n); Z^T maps it to zero anyway.
+    finite = jnp.where(jnp.isinf(time), 0.0, time)
+    positive = rate > 0
+    flowing = jnp.where(positive, -jnp.expm1(-rate * finite) / (n * jnp.where(positive, rate, 1.0)),
+                        finite / n)
+    gain = jnp.where(jnp.isinf(time), converged, flowing)
     # Gradient flow on the ridge objective stays in Z's row space: a = Z^T b with
     # db/dt = -(M + γ) b + y/n, so mode k fills (1 - e^{-(λ_k+γ)t}) / (n(λ_k + γ)).
-    return z.T @ (phi @ (gain * (phi.T @ y))), lam
+    return z.T @ (phi @ (gain * (phi.T @ y)))
 
 
-def shell_weights(z, y, shells) -> np.ndarray:
-    """Squared norm of the ridgeless solution carried by each spectral shell of M = ZZ^T/n.
+def shell_weights(lam, phi, y, shells):
+    """Squared norm of the ridgeless solution carried by each spectral shell of M = ZZ^T/n
+    (from M's eigenpairs).
 
     $\\|a\\|^2 = \\sum_k (\\phi_k^T y)^2/(n\\lambda_k)$ over the non-zero modes: the
     $1/\\lambda$ weight that blows up in the bottom shells as $p \\to n$.
     """
-    n = z.shape[0]
-    lam, phi = np.linalg.eigh(z @ z.T / n)
+    n = y.shape[0]
     live = lam > 1e-12 * lam.max()
-    per_mode = np.where(live, (phi.T @ y) ** 2 / (n * np.where(live, lam, 1.0)), 0.0)
-    member = np.asarray(shells.membership(jnp.asarray(np.where(live, lam, 0.0))))
-    return per_mode @ member
+    per_mode = jnp.where(live, (phi.T @ y) ** 2 / (n * jnp.where(live, lam, 1.0)), 0.0)
+    return per_mode @ shells.membership(jnp.where(live, lam, 0.0))
 
 
-def run(config: Config, out_dir: pathlib.Path) -> dict:
-    lam_pop, theta = power_law_problem(config)
-    rng = np.random.default_rng(config.seed)
-    methods = {
-        "ridgeless": (np.inf, 0.0),
-        f"early stop t={config.early_stop_time:g}": (config.early_stop_time, 0.0),
-        f"ridge {config.ridge:g}": (np.inf, config.ridge),
-    }
-    losses = {m: np.zeros((len(config.widths), config.seeds)) for m in methods}
-    smallest = np.zeros((len(config.widths), config.seeds))
-    norms = np.zeros((len(config.widths), config.seeds))
-    shells = sj.LogShells(10.0, 4.0, config.shell_count)
-    widths = np.asarray(config.widths)
-    targets = (config.n / 2, config.n, 2 * config.n)
-    shell_widths = {int(widths[np.argmin(np.abs(widths - w))]) for w in targets}
-    weights = {}
-    for s in range(config.seeds):
-        x = rng.normal(size=(config.n, lam_pop.size)) * np.sqrt(lam_pop)[None, :]
-        y = x @ theta + config.noise * rng.normal(size=config.n)
-        for i, p in enumerate(config.widths):
-            f = rng.normal(size=(p, lam_pop.size))
-            z = x @ f.T / np.sqrt(p)
-            for name, (time, ridge) in methods.items():
-                a, lam = fit_random_features(z, y, time, ridge)
-                losses[name][i, s] = test_loss(f.T @ a / np.sqrt(p), lam_pop, theta)
-                if name == "ridgeless":
-                    norms[i, s] = float(np.sum(a**2))
-            smallest[i, s] = lam[lam > 1e-12 * lam.max()].min() if p < config.n else lam.min()
-            if s == 0 and p in shell_widths:
-                weights[p] = shell_weights(z, y, shells)
-    peak = {m: int(config.widths[int(np.argmax(np.median(v, axis=1)))]) for m, v in losses.items()}
-    at_n = config.widths.index(config.n)
+def compute(params) -> dict:
+    """Test losses of the three fits at one width, one seed (vmappable over the width, the
+    floats and the seed). The features are drawn at `max_width` and the rows beyond `width`
+    masked to zero, so every width shares one array shape and one compilation; zero features
+    change neither M = ZZ^T/n nor the predictor. The data of a seed are the same at every
+    width, as in a width sweep."""
+    from ..shells import LogShells
+
+    lam_pop, theta = power_law_problem(params["alpha"], params["beta"], params["dimension"])
+    data_key, noise_key, feature_key = jax.random.split(jax.random.key(params["seed"]), 3)
+    n, p = params["n"], params["width"]
+    x = jax.random.normal(data_key, (n, lam_pop.size), lam_pop.dtype) * jnp.sqrt(lam_pop)[None, :]
+    y = x @ theta + params["noise"] * jax.random.normal(noise_key, (n,), lam_pop.dtype)
+    rows = jnp.arange(params["max_width"]) < p
+    f = jax.random.normal(jax.random.fold_in(feature_key, p),
+                          (params["max_width"], lam_pop.size), lam_pop.dtype)
+    f = jnp.where(rows[:, None], f, 0.0) / jnp.sqrt(p)
+    z = x @ f.T
+    lam, phi = jnp.linalg.eigh(z @ z.T / n)
+    settings = {"ridgeless": (jnp.inf, 0.0), "early_stop": (params["early_stop_time"], 0.0),
+                "ridge": (jnp.inf, params["ridge"])}
+    out = {}
+    for name, (time, ridge) in settings.items():
+        a = _fit_in_eigenbasis(z, y, lam, phi, time, ridge)
+        out[f"test_loss_{name}"] = test_loss(f.T @ a, lam_pop, theta)
+        if name == "ridgeless":
+            out["solution_norm"] = jnp.sum(a**2)
+    lam = jnp.clip(lam, 0.0, None)
+    nonzero = jnp.where(lam > 1e-12 * lam.max(), lam, jnp.inf).min()
+    out["smallest_eigenvalue"] = jnp.where(p < n, nonzero, lam.min())
+    out["shell_weights"] = shell_weights(lam, phi, y, LogShells(10.0, 4.0, params["shell_count"]))
+    return out
+
+
+SWEEP = Sweep(
+    name=NAME, parameters=Parameters, compute=compute,
+    batched=("width", "alpha", "beta", "noise", "early_stop_time", "ridge", "seed"),
+    execution=Execution.VMAP,
+    description="test loss against width p at fixed n: the peak at p = n",
+)
+
+
+def report(records: list[Record], out_dir: pathlib.Path) -> dict:
+    import spectral_jax as sj
+
+    ok = [r for r in records if r.ok]
+    first = build_parameters(Parameters, ok[0].config)
+    widths = sorted({r.config["width"] for r in ok})
+    if first.n not in widths:
+        raise ValueError(f"double_descent.report: widths {widths} must contain n = {first.n}")
+    seeds = sorted({r.config["seed"] for r in ok})
+
+    def grid(output):
+        table = {(r.config["width"], r.config["seed"]): r.outputs[output] for r in ok}
+        return np.array([[table[(w, s)] for s in seeds] for w in widths])
+
+    labels = {"ridgeless": "ridgeless", "early_stop": f"early stop t={first.early_stop_time:g}",
+              "ridge": f"ridge {first.ridge:g}"}
+    losses = {labels[m]: grid(f"test_loss_{m}") for m in _METHODS}
+    smallest, norms = grid("smallest_eigenvalue"), grid("solution_norm")
+    shells = sj.LogShells(10.0, 4.0, first.shell_count)
+    targets = (first.n / 2, first.n, 2 * first.n)
+    shown = {int(widths[int(np.argmin(np.abs(np.asarray(widths) - t)))]) for t in targets}
+    weights = {p: grid("shell_weights")[widths.index(p), 0] for p in sorted(shown)}
+    peak = {m: int(widths[int(np.argmax(np.median(v, axis=1)))]) for m, v in losses.items()}
+    at_n = widths.index(first.n)
     ridgeless = np.median(losses["ridgeless"], axis=1)
     result = {
-        "config": config,
-        "widths": config.widths,
+        "parameters": dataclasses.asdict(first) | {"widths": widths, "seeds": len(seeds)},
+        "widths": widths,
         "test_loss_median": {m: np.median(v, axis=1) for m, v in losses.items()},
         "smallest_nonzero_eigenvalue_median": np.median(smallest, axis=1),
         "solution_norm_median": np.median(norms, axis=1),
@@ -127,18 +169,20 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         "ridgeless_loss_at_p_equals_n": float(ridgeless[at_n]),
         "shell_centers": np.asarray(shells.centers),
         "ridgeless_norm_by_shell": {str(p): w for p, w in sorted(weights.items())},
+        "failed": [{"config": r.config, "error": r.error} for r in records if not r.ok],
+        "exponents": [],  # a location (the peak at p = n), not an exponent
     }
-    figure = _figure(config, losses, smallest, shells, weights, result)
+    figure = _figure(first, widths, losses, smallest, shells, weights, result)
     print(
-        f"[{NAME}] n={config.n}: ridgeless test loss peaks at p={peak['ridgeless']} "
-        f"({result['peak_over_far_ratio']:.1f}× the p={config.widths[-1]} value); peaks with "
+        f"[{NAME}] n={first.n}: ridgeless test loss peaks at p={peak['ridgeless']} "
+        f"({result['peak_over_far_ratio']:.1f}× the p={widths[-1]} value); peaks with "
         f"early stopping / ridge at p={list(peak.values())[1:]}"
     )
     return publish(out_dir, NAME, result, figure)
 
 
-def _figure(config, losses, smallest, shells, weights, result):
-    widths = np.asarray(config.widths)
+def _figure(config, widths, losses, smallest, shells, weights, result):
+    widths = np.asarray(widths)
     fig, axes = new_figure([["loss", "loss"], ["eig", "shell"]], panel=(5.5, 4.2))
     ax, bx, cx = axes["loss"], axes["eig"], axes["shell"]
     for i, (name, values) in enumerate(losses.items()):
@@ -168,11 +212,11 @@ def _figure(config, losses, smallest, shells, weights, result):
     cx.set_title(r"weight $\propto 1/\lambda$ piles into the bottom shells")
     cx.legend(loc="upper right")
     early = np.median(losses[f"early stop t={config.early_stop_time:g}"], axis=1)
-    at_n = config.widths.index(config.n)
+    at_n = list(widths).index(config.n)
     claim_title(
         fig,
         f"Ridgeless loss peaks at p = n = {config.n}, "
-        f"{sci(result['peak_over_far_ratio'], 3)}× its p = {config.widths[-1]} value; "
+        f"{sci(result['peak_over_far_ratio'], 3)}× its p = {widths[-1]} value; "
         f"early stopping removes the peak",
         f"smallest eigenvalue of M at p = n: {sci(float(np.median(smallest[at_n])))}; "
         f"loss at p = n: ridgeless {sci(result['ridgeless_loss_at_p_equals_n'])}, "

@@ -21,7 +21,7 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
-from ..sweep import Execution, Record, Sweep
+from ..sweep import Execution, Record, Sweep, build_parameters
 from ._common import publish
 from ._figures import claim_title, new_figure
 
@@ -124,7 +124,7 @@ def report(records: list[Record], out_dir: pathlib.Path) -> dict:
     """Table of measured against predicted exponents, and its figure."""
     rows = []
     for record in records:
-        params = Parameters(**record.config)
+        params = build_parameters(Parameters, record.config)
         row = {**record.config, "status": record.status, "predicted": None}
         row["predicted"] = params.predicted_exponent()
         if record.ok and bool(record.outputs["succeeded"]):

@@ -18,89 +18,113 @@ $u_\\max = \\alpha\\ln r$, i.e. $\\sum_{k>r} k^{-\\beta}$, fitted), and the micr
 from __future__ import annotations
 
 import dataclasses
+import enum
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ._common import ExperimentConfig, publish
+from ..sweep import Execution, Record, Sweep, build_parameters
+from ._common import publish
 from ._figures import claim_title, draw_power_law, new_figure, power_label
 
 NAME = "resolution_limits"
 
 
+class Resolution(enum.StrEnum):
+    """Which resolution limits the loss: the data size n (p = ∞) or the width p (n = ∞)."""
+
+    DATA_SIZE = "data_size"
+    WIDTH = "width"
+
+
 @dataclasses.dataclass(frozen=True)
-class Config(ExperimentConfig):
+class Parameters:
+    resolution: Resolution = Resolution.DATA_SIZE
+    size: int = 64  # n or p
     alpha: float = 1.5
     beta: float = 2.0
-    dimension: int = 4096  # D ≫ max(n, p): the population spectrum's resolution
-    sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
-    seeds: int = 4
+    dimension: int = 4096  # D ≫ size: the population spectrum's resolution
     seed: int = 0
 
     def __post_init__(self):
-        if len(self.sizes) < 3 or max(self.sizes) >= self.dimension:
-            raise ValueError(
-                f"Config.sizes must hold at least 3 sizes below dimension={self.dimension} "
-                f"(a power-law fit needs 3 points), got {self.sizes}"
-            )
-
-    @classmethod
-    def full(cls) -> Config:
-        return cls(dimension=16384, sizes=(32, 64, 128, 256, 512, 1024, 2048), seeds=8)
+        object.__setattr__(self, "resolution", Resolution(self.resolution))
+        if not 1 <= self.size < self.dimension:
+            raise ValueError(f"size must lie in [1, dimension={self.dimension}), got {self.size}")
+        if not self.alpha > 0 or not self.beta > 1:
+            raise ValueError(f"need alpha > 0 and beta > 1, got {self.alpha}, {self.beta}")
 
 
-def power_law_problem(config: Config):
-    k = np.arange(1, config.dimension + 1, dtype=np.float64)
-    lam = k**-config.alpha
-    theta = np.sqrt(k**-config.beta / lam)
-    return lam, theta
+def power_law_problem(alpha, beta, dimension: int):
+    """Population spectrum λ_k = k^-α and teacher θ with θ_k²λ_k = k^-β (jnp: α, β traceable)."""
+    k = jnp.arange(1, dimension + 1, dtype=float)
+    lam = k**-alpha
+    return lam, jnp.sqrt(k**-beta / lam)
 
 
-def test_loss(w, lam, theta) -> float:
-    return float(np.sum(lam * (w - theta) ** 2))
+def test_loss(w, lam, theta):
+    return jnp.sum(lam * (w - theta) ** 2)
 
 
-def data_limited_loss(n: int, lam, theta, rng) -> float:
-    """Min-norm interpolant (gradient flow from zero to t → ∞) on n samples."""
-    x = rng.normal(size=(n, lam.size)) * np.sqrt(lam)[None, :]
-    y = x @ theta
-    w = x.T @ np.linalg.solve(x @ x.T, y)
-    return test_loss(w, lam, theta)
+def compute(params) -> dict:
+    """Test loss of the min-norm interpolant on n samples, or of width-p random features fitted
+    on the population (vmappable over alpha, beta, seed)."""
+    lam, theta = power_law_problem(params["alpha"], params["beta"], params["dimension"])
+    key = jax.random.key(params["seed"])
+    r = params["size"]
+    if params["resolution"] == Resolution.DATA_SIZE:
+        # Gradient flow from zero to t → ∞ on r samples: the min-norm interpolant.
+        x = jax.random.normal(key, (r, lam.size), lam.dtype) * jnp.sqrt(lam)[None, :]
+        w = x.T @ jnp.linalg.solve(x @ x.T, x @ theta)
+    else:
+        f = jax.random.normal(key, (r, lam.size), lam.dtype)
+        cov = (f * lam[None, :]) @ f.T  # F Σ F^T
+        w = f.T @ jnp.linalg.solve(cov, f @ (lam * theta))
+    return {"test_loss": test_loss(w, lam, theta)}
 
 
-def width_limited_loss(p: int, lam, theta, rng) -> float:
-    """Linear random features of width p fitted on the population (infinite data)."""
-    f = rng.normal(size=(p, lam.size))
-    cov = (f * lam[None, :]) @ f.T  # F Σ F^T
-    a = np.linalg.solve(cov, f @ (lam * theta))
-    return test_loss(f.T @ a, lam, theta)
+SWEEP = Sweep(
+    name=NAME, parameters=Parameters, compute=compute, batched=("alpha", "beta", "seed"),
+    execution=Execution.VMAP,
+    description="loss against data size n and width p: exponent beta - 1",
+)
 
 
-def run(config: Config, out_dir: pathlib.Path) -> dict:
+def _losses(records: list[Record], resolution: Resolution):
+    chosen = [r for r in records if r.ok and r.config["resolution"] == resolution]
+    sizes = sorted({r.config["size"] for r in chosen})
+    per_size = [[float(r.outputs["test_loss"]) for r in chosen if r.config["size"] == s]
+                for s in sizes]
+    seeds = min(len(v) for v in per_size) if per_size else 0
+    return np.asarray(sizes, dtype=np.float64), np.array([v[:seeds] for v in per_size])
+
+
+def report(records: list[Record], out_dir: pathlib.Path) -> dict:
     import spectral_jax as sj
 
-    lam, theta = power_law_problem(config)
-    energy = lam * theta**2
-    sizes = np.asarray(config.sizes, dtype=np.float64)
-    rng = np.random.default_rng(config.seed)
-    data = np.array(
-        [[data_limited_loss(int(n), lam, theta, rng) for _ in range(config.seeds)] for n in sizes]
-    )
-    width = np.array(
-        [[width_limited_loss(int(p), lam, theta, rng) for _ in range(config.seeds)] for p in sizes]
-    )
+    first = build_parameters(Parameters, records[0].config)
+    if {(r.config["alpha"], r.config["beta"], r.config["dimension"]) for r in records} != {
+        (first.alpha, first.beta, first.dimension)
+    }:
+        raise ValueError("resolution_limits.report: one (alpha, beta, dimension) per report")
+    sizes, data = _losses(records, Resolution.DATA_SIZE)
+    width_sizes, width = _losses(records, Resolution.WIDTH)
+    if not np.array_equal(sizes, width_sizes) or len(sizes) < 3:
+        raise ValueError("resolution_limits.report: needs the same >= 3 sizes for n and p")
     # The shell picture: everything below the frontier at rank r is unresolved.
+    k = np.arange(1, first.dimension + 1, dtype=np.float64)
+    energy = k**-first.beta
     tail = np.array([energy[int(r):].sum() for r in sizes])
-
     fits = {
         "data_size": sj.fit_power_law(sizes, data.mean(axis=1)),
         "width": sj.fit_power_law(sizes, width.mean(axis=1)),
         "shell_tail": sj.fit_power_law(sizes, tail),
     }
     formula = {
-        "data_size": min(config.beta - 1, 2 * config.alpha),
-        "width": config.beta - 1,
-        "shell_tail": config.beta - 1,
+        "data_size": min(first.beta - 1, 2 * first.alpha),
+        "width": first.beta - 1,
+        "shell_tail": first.beta - 1,
     }
     table = [
         {
@@ -113,12 +137,20 @@ def run(config: Config, out_dir: pathlib.Path) -> dict:
         for axis in ("data_size", "width")
     ]
     result = {
-        "config": config,
+        "parameters": dataclasses.asdict(first) | {"sizes": sizes, "seeds": data.shape[1]},
         "sizes": sizes,
         "data_limited_test_loss": data,
         "width_limited_test_loss": width,
         "shell_tail_energy": tail,
-        "exponents": table,
+        "failed": [{"config": r.config, "error": r.error} for r in records if not r.ok],
+        "table": table,
+        "exponents": [
+            {"quantity": f"test loss ∝ {'n' if row['axis'] == 'data_size' else 'p'}^-p "
+                         f"(α={first.alpha:g}, β={first.beta:g})",
+             "measured": row["measured"], "ci_low": row["measured_ci95"][0],
+             "ci_high": row["measured_ci95"][1], "predicted": row["formula"]}
+            for row in table
+        ],
     }
     figure = _figure(sizes, data, width, tail, fits, formula)
     for row in table:

@@ -12,6 +12,7 @@ from .config import (
     ConfigError as ConfigError,
     SweepConfig as SweepConfig,
     SweepOptions as SweepOptions,
+    build_parameters as build_parameters,
     load_sweep_config as load_sweep_config,
     parse_sweep_config as parse_sweep_config,
 )

@@ -35,7 +35,8 @@ from typing import Any
 
 from .spec import Sweep, parameter_types
 
-__all__ = ["ConfigError", "SweepConfig", "SweepOptions", "load_sweep_config"]
+__all__ = ["ConfigError", "SweepConfig", "SweepOptions", "build_parameters", "load_sweep_config",
+           "parse_sweep_config"]
 
 _TABLES = ("sweep", "fixed", "grid", "cases", "options")
 
@@ -199,3 +200,11 @@ def _instantiate(parameters: type, values: dict, types: dict[str, type], source:
         return parameters(**coerced)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: impossible configuration {coerced}: {exc}") from None
+
+
+def build_parameters(parameters: type, values: Mapping[str, Any], *, source: str = "<record>"):
+    """An instance of the parameter dataclass from plain values (a stored record's config),
+    with the same checks and coercions as a TOML file (str enums from their values)."""
+    types = parameter_types(parameters)
+    _check_keys(values, types, source, "config")
+    return _instantiate(parameters, dict(values), types, source)

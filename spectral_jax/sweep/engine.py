@@ -205,7 +205,8 @@ class _Runner:
             return
         timing.update(started_at=started, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
         for j, (config, cid) in enumerate(zip(configs, cids)):
-            self._store(config, cid, {k: v[j] for k, v in outputs.items()}, timing=timing)
+            self._store(config, cid, {k: np.asarray(v[j]) for k, v in outputs.items()},
+                        timing=timing)
         self._advance(len(configs), f"(batch of {len(configs)}, {timing['run_seconds']:.2f} s)")
 
     def _run_batch(self, configs):
