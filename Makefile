@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 
-.PHONY: run test test-fast test-all lint bench clean
+.PHONY: run run-all test test-fast test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,9 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## The main job (writes results/ and figures).
+## The main job: the scaling sweeps, into results/<preset>/ with summary.md (exponent table).
 run: $(STAMP)
-	$(PY) -m experiments --preset $(PRESET)
+	$(PY) -m spectral_jax run main --preset $(PRESET)
+
+## Every experiment (the main sweeps and the single-run demonstrations).
+run-all: $(STAMP)
+	$(PY) -m spectral_jax run all --preset $(PRESET)
 
 ## The test suite without the checks marked `slow` (what CI runs). jaxtyping annotations are
 ## checked at run time (tests/conftest.py); SPECTRAL_JAX_TYPECHECK=0 turns that off.
@@ -32,7 +36,7 @@ test-all: $(STAMP)
 ## Style check (ruff, configured in pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff
-	$(PY) -m ruff check spectral_jax experiments tests scripts
+	$(PY) -m ruff check spectral_jax experiments tests scripts benchmarks
 
 ## Performance suite (prints tables; not a test).
 bench: $(STAMP)

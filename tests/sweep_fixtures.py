@@ -18,7 +18,6 @@ import jax.numpy as jnp
 
 from spectral_jax.sweep import Execution, Sweep
 
-
 # Seconds each configuration waits (set by the worker's --sleep): room to kill a run. Not a
 # parameter, so that a slowed run has the same configurations (and ids) as a plain one.
 SLEEP_SECONDS = 0.0

@@ -9,7 +9,8 @@ import types
 
 import pytest
 
-import spectral_jax.experiments.__main__ as runner
+from spectral_jax import cli
+from spectral_jax.experiments import registry
 from spectral_jax.experiments._common import ExperimentConfig, Preset, publish
 from spectral_jax.experiments._io import atomic_open, save_figure, write_json
 
@@ -32,7 +33,7 @@ def _fake_module(name, calls, fail=False):
         (out_dir / f"{name}.json").write_text(json.dumps({"size": config.size}))
         return {}
 
-    module = types.ModuleType(f"experiments.{name}")
+    module = types.ModuleType(f"spectral_jax.experiments.{name}")
     module.Config, module.run = Config, run
     return module
 
@@ -40,11 +41,13 @@ def _fake_module(name, calls, fail=False):
 @pytest.fixture
 def fakes(monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "experiments.fake_ok", _fake_module("fake_ok", calls))
     monkeypatch.setitem(
-        sys.modules, "experiments.fake_bad", _fake_module("fake_bad", calls, fail=True)
+        sys.modules, "spectral_jax.experiments.fake_ok", _fake_module("fake_ok", calls)
     )
-    monkeypatch.setattr(runner, "EXPERIMENTS", ["fake_ok", "fake_bad"])
+    monkeypatch.setitem(
+        sys.modules, "spectral_jax.experiments.fake_bad", _fake_module("fake_bad", calls, fail=True)
+    )
+    monkeypatch.setattr(registry, "ALL", ("fake_ok", "fake_bad"))
     return calls
 
 
@@ -54,7 +57,7 @@ def _summary(out):
 
 def test_runner_resumes_and_records_failures(tmp_path, fakes):
     calls = fakes
-    status = runner.main(["--out", str(tmp_path)])
+    status = cli.main(["run", "all", "--out", str(tmp_path)])
     assert status == 1  # one failure makes the run fail
     summary = _summary(tmp_path)
     assert summary["fake_ok"]["status"] == "ok"
@@ -70,19 +73,19 @@ def test_runner_resumes_and_records_failures(tmp_path, fakes):
     assert not list(out.glob(".*staging*"))
 
     # A rerun skips the finished experiment and retries the failed one.
-    runner.main(["--out", str(tmp_path)])
+    cli.main(["run", "all", "--out", str(tmp_path)])
     assert calls == ["fake_ok", "fake_bad", "fake_bad"]
     # --force reruns everything; another preset is another configuration and folder.
-    runner.main(["--out", str(tmp_path), "--force"])
+    cli.main(["run", "all", "--out", str(tmp_path), "--force"])
     assert calls[-2:] == ["fake_ok", "fake_bad"]
-    runner.main(["--out", str(tmp_path), "--preset", "full", "--only", "fake_ok"])
+    cli.main(["run", "fake_ok", "--out", str(tmp_path), "--preset", "full"])
     assert calls[-1] == "fake_ok"
     assert json.loads((tmp_path / "full" / "fake_ok.json").read_text()) == {"size": 2}
 
 
 def test_torn_summary_is_moved_aside_and_rebuilt(tmp_path, fakes):
     calls = fakes
-    runner.main(["--out", str(tmp_path)])
+    cli.main(["run", "all", "--out", str(tmp_path)])
     summary_path = tmp_path / "quick" / "summary.json"
     good = summary_path.read_text()
     summary_path.write_text(good[: len(good) // 2])  # a torn write
@@ -90,7 +93,7 @@ def test_torn_summary_is_moved_aside_and_rebuilt(tmp_path, fakes):
         json.loads(summary_path.read_text())
 
     with pytest.warns(RuntimeWarning, match="unreadable"):
-        status = runner.main(["--out", str(tmp_path)])
+        status = cli.main(["run", "all", "--out", str(tmp_path)])
     assert status == 1
     aside = list((tmp_path / "quick").glob("summary.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == good[: len(good) // 2]
@@ -102,20 +105,19 @@ def test_torn_summary_is_moved_aside_and_rebuilt(tmp_path, fakes):
 
 def test_changed_config_or_missing_result_reruns(tmp_path, fakes, monkeypatch):
     calls = fakes
-    runner.main(["--out", str(tmp_path), "--only", "fake_ok"])
+    cli.main(["run", "fake_ok", "--out", str(tmp_path)])
     (tmp_path / "quick" / "fake_ok.json").unlink()
-    runner.main(["--out", str(tmp_path), "--only", "fake_ok"])
+    cli.main(["run", "fake_ok", "--out", str(tmp_path)])
     assert calls == ["fake_ok", "fake_ok"]
-    module = sys.modules["experiments.fake_ok"]
+    module = sys.modules["spectral_jax.experiments.fake_ok"]
     monkeypatch.setattr(module.Config, "quick", classmethod(lambda cls: cls(size=5)))
-    runner.main(["--out", str(tmp_path), "--only", "fake_ok"])
+    cli.main(["run", "fake_ok", "--out", str(tmp_path)])
     assert calls == ["fake_ok"] * 3
 
 
 def test_unknown_experiment_is_named(tmp_path, fakes, capsys):
-    with pytest.raises(SystemExit):
-        runner.main(["--out", str(tmp_path), "--only", "nope"])
-    assert "nope" in capsys.readouterr().err
+    assert cli.main(["run", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
 
 
 def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):

@@ -9,7 +9,7 @@ PACKAGE = ROOT / "spectral_jax"
 # Lowest first; private layers (`_integrate`, `_checks`) sit below everything.
 LAYERS = [
     "_checks", "_jacobian", "_solvers", "_integrate",
-    "operators", "modes", "shells", "renorm", "networks",
+    "operators", "modes", "shells", "renorm", "networks", "sweep", "experiments", "cli",
 ]
 
 
@@ -43,7 +43,7 @@ def test_no_import_from_a_lower_layer_to_a_higher_one():
 
 def test_every_subpackage_exists_and_modules_stay_small():
     for layer in (name for name in LAYERS if not name.startswith("_")):
-        assert (PACKAGE / layer / "__init__.py").is_file()
+        assert (PACKAGE / layer / "__init__.py").is_file() or (PACKAGE / f"{layer}.py").is_file()
     too_long = {
         str(p.relative_to(ROOT)): n
         for p in PACKAGE.rglob("*.py")

@@ -19,7 +19,6 @@ from sweep_fixtures import TOY, TOY_EACH, ToyParameters, toy_configurations
 from spectral_jax.sweep import (
     ConfigError,
     ResultStore,
-    Status,
     SweepOptions,
     parse_sweep_config,
     run_sweep,

@@ -45,15 +45,15 @@ class ExperimentConfig:
     """
 
     @classmethod
-    def quick(cls) -> "ExperimentConfig":
+    def quick(cls) -> ExperimentConfig:
         return cls()
 
     @classmethod
-    def full(cls) -> "ExperimentConfig":
+    def full(cls) -> ExperimentConfig:
         raise NotImplementedError(f"{cls.__qualname__} defines no `full` preset")
 
     @classmethod
-    def from_preset(cls, preset: Preset | str) -> "ExperimentConfig":
+    def from_preset(cls, preset: Preset | str) -> ExperimentConfig:
         """The configuration of `preset` (a `Preset` or its name)."""
         try:
             preset = Preset(preset)

@@ -95,7 +95,7 @@ def solve_shells(
     *,
     rates: Float[ArrayLike, " shells"] | None = None,
     rtol: float = 1e-8,
-    atol: float = 1e-14,
+    atol: float | Float[Array, ""] = 1e-14,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,
@@ -114,7 +114,8 @@ def solve_shells(
     - `rates`: (S+2,) dissipation rates $r_s$; default $2\\lambda_s$ at the shell centres.
     - `solver`: default `diffrax.Kvaerno5()` (implicit: shells far above the frontier make the
       system stiff, $2\\lambda_0 t \\gg 1$); `rtol`, `atol` for the default PID controller
-      (atol is absolute: scale it to your energies).
+      (atol is absolute: scale it to your energies; it may be a traced scalar, e.g. a
+      fraction of a vmapped initial energy).
     - `throw`: False records a failed solve in `.result` (sweeps).
 
     **Returns:** a `ShellSolution`.

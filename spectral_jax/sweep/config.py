@@ -124,8 +124,9 @@ def parse_sweep_config(raw: Mapping[str, Any], *, source: str = "<config>") -> S
     """`load_sweep_config` on an already parsed mapping (e.g. `tomllib.loads(text)`)."""
     unknown = [k for k in raw if k not in _TABLES]
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}{_hint(unknown[0], _TABLES)}"
-                          f"; allowed: {list(_TABLES)}")
+        hint = _hint(unknown[0], _TABLES)
+        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}{hint}; "
+                          f"allowed: {list(_TABLES)}")
     if not isinstance(raw.get("sweep"), str):
         raise ConfigError(f"{source}: missing `sweep = \"<name>\"` (which sweep to run)")
     for table in ("fixed", "grid", "options"):
