@@ -91,11 +91,15 @@ def test_needs_three_times():
 def test_lazy_rich_quick_table_is_monotone(tmp_path):
     """Larger α: smaller ‖dM/dt‖/‖M‖ and smaller flux relative to dissipation (≥ 4 α)."""
     import json
+    import pathlib
 
     from spectral_jax.experiments import lazy_rich
+    from spectral_jax.sweep import ResultStore, load_sweep_config, run_sweep
 
-    config = lazy_rich.Config.quick()
-    result = lazy_rich.run(config, tmp_path)
+    preset = pathlib.Path(lazy_rich.__file__).parent / "presets" / "lazy_rich.quick.toml"
+    runs = load_sweep_config(preset).configurations(lazy_rich.SWEEP)
+    outcome = run_sweep(lazy_rich.SWEEP, runs, ResultStore(tmp_path / "store"), progress=False)
+    result = lazy_rich.report(outcome.records, tmp_path)
     rows = result["table"]
     assert len(rows) >= 4 and [r["alpha"] for r in rows] == sorted(r["alpha"] for r in rows)
     for key in ("kernel_velocity_max", "flux_to_dissipation", "kernel_change"):

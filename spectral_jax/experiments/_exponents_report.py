@@ -43,7 +43,7 @@ def build_result(records: list[Record]):
     from ..renorm import exponents as ex
     from .exponents import Parameters
 
-    params = {r.config_id: Parameters(**r.config) for r in records}
+    params = {r.config_id: Parameters.from_mapping(r.config) for r in records}
     transport = [p.v0 for p in params.values() if p.drift[0] is not None]
     base_v0 = min(transport) if transport else None  # larger v0: the strong-transport runs
 

@@ -1,6 +1,6 @@
 """Loss exponents three ways: formula, shell ODE, microscopic run (docs/theory.md §2.6).
 
-For each (α, β) and each transport regime — lazy (no transport), drift (v0 = 1, a = 0.5,
+For each (α, β) and each transport regime — lazy (no transport), drift (v0 = 0.2, a = 0.5,
 b = 0) and covariant drift (a = 0.5, b = a − 1) — the exponent p of $L \\propto t^{-p}$:
 
 - formula: $\\sigma\\max(1, (1+b)/a)$, $\\sigma = (\\beta-1)/\\alpha$;
@@ -31,7 +31,7 @@ import pathlib
 
 import numpy as np
 
-from ..sweep import Execution, Record, Sweep
+from ..sweep import Execution, Record, Sweep, build_parameters
 
 NAME = "exponents"
 
@@ -97,6 +97,11 @@ class Parameters:
         if not 0 < self.rtol < 1:
             raise ValueError(f"rtol must lie in (0, 1), got {self.rtol}")
 
+    @classmethod
+    def from_mapping(cls, values) -> Parameters:
+        """From a stored record's config (where the regime is a plain string)."""
+        return build_parameters(cls, values)
+
     @property
     def drift(self) -> tuple[float | None, float]:
         """(a, b) of the closure; a = None in the lazy regime."""
@@ -139,7 +144,7 @@ def compute(params) -> dict:
     from ..renorm import ClosureKind, closure, exponents as ex, power_law_transport, solve_chain
     from ..renorm.shell_model import solve_shells
 
-    p = Parameters(**params)
+    p = Parameters.from_mapping(params)
     n = p.num_modes
     lam, eps = ex.power_law_modes(n, p.alpha, p.beta)
     shells = _shells(lam, p.ratio)

@@ -3,8 +3,9 @@
 One concept per module: `ntk` (the public eNTK, `ntk_products` and `ntk_structured` its
 implementations), `adapters` (flax modules as `(apply_fn, params)`), `flow` (the exact
 $\\dot M$ along gradient flow), `record` (`TrainingRecord`, `TrainingConfig`), `training`
-(gradient flow and optax runs), `lazy` (frozen-kernel predictions), `analysis` (shells and
-budgets of a record), `models`, `data`.
+(gradient flow and optax runs), `lazy` (frozen-kernel predictions), `infinite_width` (the
+infinite-width NNGP and NTK of MLPs, the exact lazy reference), `analysis` (shells and budgets
+of a record), `models`, `data`.
 """
 
 from ._apply import num_params as num_params
@@ -23,6 +24,11 @@ from .flow import (
     flow_velocity as flow_velocity,
     kernel_jvp as kernel_jvp,
     ntk_flow_derivative as ntk_flow_derivative,
+)
+from .infinite_width import (
+    Activation as Activation,
+    infinite_width_nngp as infinite_width_nngp,
+    infinite_width_ntk as infinite_width_ntk,
 )
 from .lazy import (
     frozen_kernel_gain as frozen_kernel_gain,
