@@ -41,6 +41,11 @@ from .ntk import (
     empirical_ntk as empirical_ntk,
     ntk_fn as ntk_fn,
 )
+from .ntk_jaxpr import (
+    LeafKind as LeafKind,
+    LeafReport as LeafReport,
+    jaxpr_ntk_report as jaxpr_ntk_report,
+)
 from .record import (
     TrainingConfig as TrainingConfig,
     TrainingMethod as TrainingMethod,

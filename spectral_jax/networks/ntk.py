@@ -10,8 +10,10 @@ $$K(X_1, X_2) = J(X_1)\\,J(X_2)^T.$$
 $\\dot e = -M e$ is $M = K(X, X)/n$; forming it is the caller's job (training does it, and
 `ntk_flow_derivative` returns $M$ and $\\dot M$ directly).
 
-Three implementations (`NTKImplementation`), all tested against the first:
+Implementations (`NTKImplementation`), all tested against `JACOBIAN_CONTRACTION`:
 
+- `AUTO` (the default): `STRUCTURED` when `apply_fn` has `dense_factors` covering every
+  parameter, else `JAXPR_STRUCTURED`.
 - `JACOBIAN_CONTRACTION`: materialise $J$ for a block of inputs with reverse mode, contract.
   The reference; memory (block) × P (`ntk_products.py`).
 - `NTK_VECTOR_PRODUCTS`: column j of $K$ is $J_1 (J_2^T e_j)$, one VJP then one JVP, vmapped
@@ -19,6 +21,13 @@ Three implementations (`NTKImplementation`), all tested against the first:
 - `STRUCTURED`: layerwise Gram products $(A A'^T) \\circ (G G'^T)$ for networks of dense
   layers (`ntk_structured.py`); needs an `apply_fn` with `dense_factors` (from `from_nnx` on
   `MLP`, `ResidualMLP`, `RandomFeatures`); anything else raises.
+- `JAXPR_STRUCTURED`: the same Gram products for any network, found by reading the jaxpr of
+  `apply_fn` (neural-tangents' "structured derivatives", `ntk_jaxpr.py`): dense layers
+  (`x @ W`, `nnx.Linear`, `nn.Dense`) and the biases that follow them in Gram form; other
+  biases, elementwise scales (LayerNorm) and convolution kernels by per-example gradients from
+  one shared backward pass; any other leaf (weight sharing, unrecognised ops) by the Jacobian
+  contraction restricted to it. Exact for every network whose rows are independent;
+  `jaxpr_ntk_report` says which leaves took which path.
 
 Chunking (`chunk_size`) splits the inputs into blocks so that peak memory is bounded by the
 block size instead of n.
@@ -43,6 +52,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._apply import all_finite
+from .ntk_jaxpr import jaxpr_structured
 from .ntk_products import jacobian_contraction, ntk_vector_products
 from .ntk_structured import check_structured, structured
 
@@ -52,9 +62,11 @@ __all__ = ["NTKImplementation", "empirical_ntk", "ntk_fn"]
 class NTKImplementation(enum.IntEnum):
     """How `empirical_ntk` computes $K = J_1 J_2^T$ (see the module docstring)."""
 
+    AUTO = 0
     JACOBIAN_CONTRACTION = 1
     NTK_VECTOR_PRODUCTS = 2
     STRUCTURED = 3
+    JAXPR_STRUCTURED = 4
 
 
 def empirical_ntk(
@@ -63,7 +75,7 @@ def empirical_ntk(
     x1: Float[ArrayLike, "n1 ..."],
     x2: Float[ArrayLike, "n2 ..."] | None = None,
     *,
-    implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
+    implementation: NTKImplementation = NTKImplementation.AUTO,
     chunk_size: int | None = None,
 ) -> Float[Array, "n1 n2"]:
     """Empirical NTK $K(X_1, X_2) = J(X_1) J(X_2)^T$ of a scalar-output network.
@@ -81,10 +93,11 @@ def empirical_ntk(
     - `params`: pytree of the differentiated parameters.
     - `x1`: (n1, ...) inputs; `x2`: (n2, ...) inputs of the second argument (default `x1`).
       `K(x_test, X)` is the cross kernel used for test predictions.
-    - `implementation`: an `NTKImplementation`.
+    - `implementation`: an `NTKImplementation`; `AUTO` (default) picks the structured path
+      that applies (dense factors, else the jaxpr), exact for any network.
     - `chunk_size`: if given, inputs are processed in blocks of this many points, bounding the
-      memory (J of one block for the Jacobian/VJP methods; n × width factors plus one block
-      row of K for the structured one).
+      memory (J of one block for the Jacobian/VJP methods and for the fallback leaves of
+      `JAXPR_STRUCTURED`; n × width factors plus one block row of K for the structured ones).
 
     **Returns:** K, shape (n1, n2), dtype of the network output.
 
@@ -94,51 +107,75 @@ def empirical_ntk(
     does not support.
     """
     implementation = _check_implementation(implementation)
-    return _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size, architecture=True)
+    return _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size)
 
 
 def ntk_fn(
     apply_fn: Callable,
     *,
-    implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
+    implementation: NTKImplementation = NTKImplementation.AUTO,
     chunk_size: int | None = None,
 ) -> Callable:
     """`kernel(x1, x2, params) -> K (n1, n2)`, neural-tangents' order (`x2=None`: `x1`).
 
     The factory form of `empirical_ntk` with the options bound, argument for argument like
     `neural_tangents.empirical_ntk_fn(f)(x1, x2, params)`. Compiled once per input shape;
-    inputs and parameters are checked as in `empirical_ntk` (the structured-architecture check
-    runs once per parameter structure and input feature shape).
+    inputs and parameters are checked as in `empirical_ntk` (the structured-architecture check,
+    and the choice `AUTO` makes, run once per parameter structure and input feature shape).
     """
     implementation = _check_implementation(implementation)
-    checked: set = set()
+    resolved: dict = {}
+    needs_check = (NTKImplementation.STRUCTURED, NTKImplementation.AUTO)
 
     def kernel(x1, x2, params):
-        structure = None
-        if implementation == NTKImplementation.STRUCTURED:
-            leaves, treedef = jax.tree.flatten(params)
-            structure = (treedef, tuple(np.shape(leaf) for leaf in leaves), np.shape(x1)[1:])
+        if implementation not in needs_check:
+            return _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size)
+        leaves, treedef = jax.tree.flatten(params)
+        structure = (treedef, tuple(np.shape(leaf) for leaf in leaves), np.shape(x1)[1:])
+
         # The architecture check traces the factors abstractly: once per structure is enough.
-        k = _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size,
-                         architecture=structure not in checked)
-        checked.add(structure)
-        return k
+        def resolve(x):
+            if structure not in resolved:
+                resolved[structure] = _resolve(apply_fn, params, x, implementation)
+            return resolved[structure]
+
+        return _checked_ntk(apply_fn, params, x1, x2, resolve, chunk_size)
 
     return kernel
 
 
-def _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size, *, architecture: bool):
-    """Eager checks (those on values only when concrete), then the compiled kernel."""
+def _checked_ntk(apply_fn, params, x1, x2, implementation, chunk_size):
+    """Eager checks (those on values only when concrete), then the compiled kernel.
+
+    `implementation` is an `NTKImplementation` or a callable `x1 -> NTKImplementation` that
+    resolves `AUTO` and checks `STRUCTURED` (run after the input checks)."""
     same = x2 is None
     x1 = jnp.asarray(x1)
     x2 = x1 if same else jnp.asarray(x2)
     _check_inputs(x1, x2, same)
     _check_params(params)
     chunk_size = _check_chunk(chunk_size, x1, x2)
-    if architecture and implementation == NTKImplementation.STRUCTURED:
-        check_structured(apply_fn, params, x1)
+    if callable(implementation):
+        implementation = implementation(x1)
+    else:
+        implementation = _resolve(apply_fn, params, x1, implementation)
     x2 = None if same else x2
     return _empirical_ntk_jit(apply_fn, params, x1, x2, implementation, chunk_size)
+
+
+def _resolve(apply_fn, params, x1, implementation) -> NTKImplementation:
+    """`AUTO` as the implementation it stands for; `STRUCTURED` checked against the model."""
+    if implementation == NTKImplementation.STRUCTURED:
+        check_structured(apply_fn, params, x1)
+    if implementation != NTKImplementation.AUTO:
+        return implementation
+    if callable(getattr(apply_fn, "dense_factors", None)):
+        try:
+            check_structured(apply_fn, params, x1)
+            return NTKImplementation.STRUCTURED
+        except ValueError:  # factors that miss some parameters: the jaxpr path is exact
+            pass
+    return NTKImplementation.JAXPR_STRUCTURED
 
 
 def _check_implementation(implementation) -> NTKImplementation:
@@ -206,4 +243,6 @@ def _empirical_ntk_jit(apply_fn, params, x1, x2, implementation, chunk_size):
         return jacobian_contraction(apply_fn, params, x1, x2, same, chunk_size)
     if implementation == NTKImplementation.NTK_VECTOR_PRODUCTS:
         return ntk_vector_products(apply_fn, params, x1, x2, chunk_size)
+    if implementation == NTKImplementation.JAXPR_STRUCTURED:
+        return jaxpr_structured(apply_fn, params, x1, x2, same, chunk_size)
     return structured(apply_fn, params, x1, x2, same, chunk_size)
