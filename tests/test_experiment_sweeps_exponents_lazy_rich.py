@@ -89,6 +89,7 @@ def _check_outputs(tmp_path, name, num_rows):
     return saved
 
 
+@pytest.mark.slow  # 30-50 s, mostly compiling; `make run` runs the real preset
 def test_exponents_tiny_sweep_end_to_end(tmp_path):
     """Lazy and drift on 1000 modes: fits, collapses, and a failed record listed, not fatal."""
     config = parse_sweep_config({

@@ -113,7 +113,11 @@ def test_two_processes_with_jax_distributed_give_identical_records(tmp_path, ref
     assert writers == {0, 1}
 
 
-@pytest.mark.parametrize("sweep, extra", [("toy_each", ()), ("toy", ("--batch-size", "2"))])
+@pytest.mark.parametrize(
+    "sweep, extra",
+    # One execution in CI (the batched one, killed between batches); both in test-all.
+    [pytest.param("toy_each", (), marks=pytest.mark.slow), ("toy", ("--batch-size", "2"))],
+)
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, references, sweep, extra):
     store = ResultStore(tmp_path)
     proc = subprocess.Popen(

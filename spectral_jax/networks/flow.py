@@ -45,7 +45,7 @@ def kernel_jvp(
     x1: Float[ArrayLike, "n1 ..."],
     x2: Float[ArrayLike, "n2 ..."] | None = None,
     *,
-    implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
+    implementation: NTKImplementation = NTKImplementation.AUTO,
     chunk_size: int | None = None,
 ) -> tuple[Float[Array, "n1 n2"], Float[Array, "n1 n2"]]:
     """$(K, dK)$ with $dK = \\frac{d}{ds} K(\\theta + s\\,v)|_{s=0}$: forward-mode AD of the
@@ -66,7 +66,7 @@ def ntk_flow_derivative(
     residual: Float[ArrayLike, " n"],
     *,
     output_scale: float | Float[Array, ""] = 1.0,  # an array when swept (traced)
-    implementation: NTKImplementation = NTKImplementation.JACOBIAN_CONTRACTION,
+    implementation: NTKImplementation = NTKImplementation.AUTO,
     chunk_size: int | None = None,
 ) -> tuple[Float[Array, "n n"], Float[Array, "n n"]]:
     """$(M, \\dot M)$ along gradient flow, exactly (no finite differences).

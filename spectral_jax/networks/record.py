@@ -59,7 +59,7 @@ class TrainingConfig:
 
     # Annotated with what __init__ accepts; __post_init__ normalises (float, enum, int).
     output_scale: float = 1.0
-    implementation: NTKImplementation | int = NTKImplementation.JACOBIAN_CONTRACTION
+    implementation: NTKImplementation | int = NTKImplementation.AUTO
     chunk_size: int | np.integer | None = None
 
     def __post_init__(self):
