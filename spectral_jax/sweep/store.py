@@ -23,6 +23,7 @@ seconds of its batch, batch size, start and finish times.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import pathlib
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,9 @@ _RECORDS = "records"
 _SUFFIX = ".parquet"
 
 
-class Status:
+class Status(enum.StrEnum):
+    """The outcome of one configuration, as stored (its string value)."""
+
     OK = "ok"
     FAILED = "failed"
 
@@ -130,7 +133,7 @@ def _row(record: Record) -> dict:
         "config_id": record.config_id,
         "config": json.dumps(config, sort_keys=True),
         "seed": config.get("seed"),
-        "status": record.status,
+        "status": str(record.status),
         "error": record.error,
         "traceback": record.traceback,
     }
