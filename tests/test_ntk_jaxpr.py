@@ -147,13 +147,26 @@ MODELS = {
 }
 
 
+# Chunked blocks are checked on two models in CI and on every model in `make test-all`
+# (each chunk size is two more compilations per model).
+CHUNKED_IN_CI = ("plain_mlp", "cnn")
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_jaxpr_structured_matches_jacobian_contraction(name):
+    chunks = (None, 4) if name in CHUNKED_IN_CI else (None,)
     with jax.numpy_dtype_promotion("standard" if name in STANDARD else "strict"):
-        _check_against_reference(name)
+        _check_against_reference(name, chunks)
 
 
-def _check_against_reference(name):
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [m for m in MODELS if m not in CHUNKED_IN_CI])
+def test_jaxpr_structured_chunked_matches_jacobian_contraction(name):
+    with jax.numpy_dtype_promotion("standard" if name in STANDARD else "strict"):
+        _check_against_reference(name, (4,))
+
+
+def _check_against_reference(name, chunks):
     build, allowed = MODELS[name]
     apply_fn, params, feature_shape = build()
     x1 = _normal(100, (9, *feature_shape))
@@ -162,7 +175,7 @@ def _check_against_reference(name):
     assert kinds <= allowed, kinds
     ref, ref_cross = empirical_ntk(apply_fn, params, x1, implementation=REFERENCE), None
     ref_cross = empirical_ntk(apply_fn, params, x1, x2, implementation=REFERENCE)
-    for chunk in (None, 4):  # 4 divides neither 9 nor 5: padded blocks are exercised
+    for chunk in chunks:  # 4 divides neither 9 nor 5: padded blocks are exercised
         k = empirical_ntk(apply_fn, params, x1, implementation=JAXPR, chunk_size=chunk)
         assert k.dtype == jnp.float64 and _rel(k, ref) <= 1e-10, chunk
         kc = empirical_ntk(apply_fn, params, x1, x2, implementation=JAXPR, chunk_size=chunk)

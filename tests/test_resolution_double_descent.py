@@ -5,6 +5,7 @@ through the sweep engine and reported from the stored records.
 """
 
 import numpy as np
+import pytest
 
 from spectral_jax.experiments import double_descent, resolution_limits
 from spectral_jax.sweep import ResultStore, parse_sweep_config, run_sweep
@@ -18,6 +19,7 @@ def _sweep_and_report(module, tmp_path, fixed, grid):
     return module.report(outcome.records, tmp_path)
 
 
+@pytest.mark.slow  # 30 s, ten compilations; `make run` measures the same at the quick preset
 def test_data_and_width_exponents_match_formula(tmp_path):
     result = _sweep_and_report(
         resolution_limits, tmp_path, {"alpha": 1.5, "beta": 2.0, "dimension": 2048},
