@@ -10,7 +10,7 @@ PRESET ?= quick
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,data]"
 	touch $(STAMP)
 
 ## The main job: the scaling sweeps, into results/<preset>/ with summary.md (exponent table).

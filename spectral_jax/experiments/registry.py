@@ -15,7 +15,7 @@ __all__ = ["ALL", "MAIN", "Preset", "UnknownExperimentError", "load", "preset_fi
 MAIN = ("lazy_scaling", "resolution_limits", "double_descent", "exponents", "lazy_rich")
 # Every experiment, in the order the theory builds its chain of claims.
 ALL = ("kato_demo", "shell_budget", "lazy_rich", "lazy_scaling", "exponents",
-       "renormalizability", "resolution_limits", "double_descent")
+       "renormalizability", "resolution_limits", "double_descent", "network_scaling")
 
 
 class UnknownExperimentError(KeyError):
