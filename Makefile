@@ -24,7 +24,7 @@ run-all: $(STAMP)
 ## The test suite without the checks marked `slow` (what CI runs). jaxtyping annotations are
 ## checked at run time (tests/conftest.py); SPECTRAL_JAX_TYPECHECK=0 turns that off.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow" -n 2 --durations=15
 
 ## The same (kept for muscle memory and older docs).
 test-fast: test

@@ -67,6 +67,7 @@ def references(tmp_path_factory):
     return reference
 
 
+@pytest.mark.slow  # the sharded, 2-process and resume tests in CI cover the batched path
 def test_batched_run_matches_one_at_a_time_and_compiles_once_per_shape(tmp_path):
     batched = run_sweep(TOY, toy_configurations(), ResultStore(tmp_path / "b"), progress=False)
     each = run_sweep(TOY_EACH, toy_configurations(), ResultStore(tmp_path / "e"),
