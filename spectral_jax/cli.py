@@ -110,8 +110,10 @@ def _report(args) -> int:
     modules, summary = registry.sweeps(), {}
     for store_dir in stores:
         out = store_dir.parent if store_dir != directory else directory
-        for name in ResultStore(store_dir).sweeps():
-            records = ResultStore(store_dir).load(name)
+        by_sweep: dict[str, list] = {}
+        for record in ResultStore(store_dir).load():  # every record file read once
+            by_sweep.setdefault(record.sweep, []).append(record)
+        for name, records in sorted(by_sweep.items()):
             if name not in modules:
                 print(f"[{name}] {len(records)} records; no report known for this sweep")
                 continue

@@ -114,9 +114,6 @@ class ResultStore:
                 records.append(record)
         return records
 
-    def sweeps(self) -> list[str]:
-        return sorted({r.sweep for r in self.load()})
-
 
 def _jsonable(value):
     if isinstance(value, (np.generic,)):
