@@ -1,8 +1,8 @@
 """The `spectral-jax` command: list, run, sweep and report experiments.
 
     spectral-jax list
-    spectral-jax run NAME... [--preset quick|full] [--out DIR] [--force]
-    spectral-jax sweep CONFIG.toml [--out DIR]
+    spectral-jax run NAME... [--preset quick|full] [--out DIR] [--force] [--workers N]
+    spectral-jax sweep CONFIG.toml [--out DIR] [--workers N]
     spectral-jax report DIR
 
 Float64 is switched on here, in the application: importing the library changes no global
@@ -24,6 +24,20 @@ class _Fail(Exception):
     """A user error: printed as `spectral-jax: error: ...` with exit status 2."""
 
 
+_WORKERS_HELP = ("local CPU processes for the one-at-a-time (each) sweeps, for many-core CPUs "
+                 "(default: the config's options.workers, else 1)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     from .experiments._common import Preset
 
@@ -40,10 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", type=pathlib.Path, help="output folder")
     run.add_argument("--force", action="store_true",
                      help="rerun finished single-run experiments (sweeps resume per record)")
+    run.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                     help=_WORKERS_HELP)
     sweep = sub.add_parser("sweep", help="run a sweep from a TOML file")
     sweep.add_argument("config", type=pathlib.Path, metavar="CONFIG.toml")
     sweep.add_argument("--out", type=pathlib.Path, default=None,
                        help="output folder (default results/sweeps/<file name>)")
+    sweep.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help=_WORKERS_HELP)
     report = sub.add_parser("report", help="tables and figures from stored results")
     report.add_argument("directory", type=pathlib.Path, metavar="DIR")
     return parser
@@ -71,7 +89,8 @@ def _run(args) -> int:
         names.extend({"main": registry.MAIN, "all": registry.ALL}.get(name, [name]))
     for name in names:
         registry.load(name)  # an unknown name fails before anything runs
-    return run_experiments(list(dict.fromkeys(names)), args.preset, args.out, force=args.force)
+    return run_experiments(list(dict.fromkeys(names)), args.preset, args.out, force=args.force,
+                           workers=args.workers)
 
 
 def _sweep(args) -> int:
@@ -88,7 +107,8 @@ def _sweep(args) -> int:
     config.configurations(modules[config.sweep].SWEEP)  # every key checked before running
     out = args.out or pathlib.Path("results") / "sweeps" / args.config.stem
     out.mkdir(parents=True, exist_ok=True)
-    extra = run_sweep_report(modules[config.sweep], config, out / config.sweep, out)
+    extra = run_sweep_report(modules[config.sweep], config, out / config.sweep, out,
+                             workers=args.workers)
     write_summary_markdown(out, {config.sweep: {"status": "ok", **extra}})
     print(f"results in {out}/ ({config.sweep}.json, {config.sweep}.png, summary.md)")
     return 0

@@ -54,6 +54,17 @@ TOY = Sweep(name="toy", parameters=ToyParameters, compute=toy_compute,
             batched=("scale", "seed"), execution=Execution.VMAP)
 TOY_EACH = Sweep(name="toy_each", parameters=ToyParameters, compute=toy_compute,
                  batched=("scale", "seed"), execution=Execution.EACH)
+
+
+def dying_compute(params):
+    """`toy_compute`, but the process ends abruptly at seed 2 (a worker killed mid-sweep)."""
+    if params["seed"] == 2:
+        os._exit(3)
+    return toy_compute(params)
+
+
+TOY_DIES = Sweep(name="toy_dies", parameters=ToyParameters, compute=dying_compute,
+                 batched=("scale", "seed"), execution=Execution.EACH)
 SWEEPS = {s.name: s for s in (TOY, TOY_EACH)}
 
 

@@ -64,6 +64,8 @@ def _write(tmp_path, text, name="sweep.toml"):
         ('sweep = "lazy_scaling"\n[grid\n', "not valid TOML"),
         ('sweep = "resolution_limits"\n[fixed]\nresolution = "depth"\n',
          "resolution = 'depth' is not one of ['data_size', 'width']"),
+        ('sweep = "lazy_scaling"\n[options]\nworkers = 0\n',
+         "options.workers must be a positive integer, got 0"),
     ],
 )
 def test_sweep_errors_name_the_problem(tmp_path, capsys, text, message):
@@ -81,6 +83,13 @@ def test_missing_config_file_and_unknown_experiment(tmp_path, capsys):
     assert "did you mean 'exponents'?" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "no sweep results here" in capsys.readouterr().err
+
+
+def test_workers_flag_is_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        cli.main(["run", "exponents", "--workers", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--workers: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_sweep_then_report_from_stored_records(tmp_path, capsys):

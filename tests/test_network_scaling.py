@@ -32,8 +32,13 @@ def test_presets_load_and_validate(preset):
     teacher = [r for r in runs if r.dataset is ns.Dataset.TEACHER]
     assert all(r.method is ns.Method.GRADIENT_FLOW for r in teacher
                if r.architecture is not ns.Architecture.MLP)
-    for arch in ns.Architecture:  # at least two data sizes per architecture on the teacher
-        assert len({r.n_train for r in teacher if r.architecture is arch}) >= 2
+    mlp = [r for r in teacher if r.architecture is ns.Architecture.MLP]
+    assert len({r.n_train for r in mlp}) >= 2 and len({r.width for r in mlp}) >= 2
+    for arch in ns.Architecture:  # quick: n axis for the MLP only (each size compiles)
+        assert len({r.seed for r in teacher if r.architecture is arch}) >= 2
+        assert any(r.analyse_closure for r in teacher if r.architecture is arch)
+        if preset == "full":
+            assert len({r.n_train for r in teacher if r.architecture is arch}) >= 3
     if preset == "full":
         assert max(r.n_train for r in runs) >= 4096
 

@@ -14,11 +14,13 @@ import time
 
 import numpy as np
 import pytest
-from sweep_fixtures import TOY, TOY_EACH, ToyParameters, toy_configurations
+from sweep_fixtures import TOY, TOY_DIES, TOY_EACH, ToyParameters, toy_configurations
 
 from spectral_jax.sweep import (
     ConfigError,
+    Execution,
     ResultStore,
+    Sweep,
     SweepOptions,
     parse_sweep_config,
     run_sweep,
@@ -150,11 +152,44 @@ def test_a_failing_configuration_is_stored_as_failed_and_the_rest_go_on(tmp_path
                for r in outcome.records if r.config["scale"] < 1.5)
 
 
+def test_an_each_sweep_in_local_workers_gives_identical_records(tmp_path):
+    configs = toy_configurations(fail_above=1.5)  # scale 2.0 fails: 6 of 18
+    here = run_sweep(TOY_EACH, configs, ResultStore(tmp_path / "here"), progress=False)
+    workers = run_sweep(TOY_EACH, configs, ResultStore(tmp_path / "workers"),
+                        options=SweepOptions(workers=2), progress=False)
+    assert (workers.computed, workers.failed) == (here.computed, here.failed) == (18, 6)
+    # float64 in the spawned workers too, and failures stored with their own error
+    assert _contents(tmp_path / "workers") == _contents(tmp_path / "here")
+    records = ResultStore(tmp_path / "workers").load()
+    assert all("FloatingPointError: scale 2.0" in r.error for r in records if not r.ok)
+    pids = {r.meta["pid"] for r in records}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    for size in (6, 9):  # a unit (equal static fields) is computed whole by one worker
+        assert len({r.meta["pid"] for r in records if r.config["size"] == size}) == 1
+
+
+def test_a_dying_worker_stops_the_sweep_with_an_error_not_a_hang(tmp_path):
+    with pytest.raises(RuntimeError, match="a worker process died"):
+        run_sweep(TOY_DIES, toy_configurations(), ResultStore(tmp_path),
+                  options=SweepOptions(workers=2), progress=False)
+    assert all(r.config["seed"] != 2 for r in ResultStore(tmp_path).load())
+
+
+def test_workers_need_a_picklable_sweep(tmp_path):
+    local = Sweep(name="local", parameters=ToyParameters, compute=lambda p: {},
+                  execution=Execution.EACH)
+    with pytest.raises(TypeError, match="defined at module level"):
+        run_sweep(local, [ToyParameters()], ResultStore(tmp_path),
+                  options=SweepOptions(workers=2), progress=False)
+    with pytest.raises(ConfigError, match="options.workers must be a positive integer"):
+        SweepOptions(workers=0)
+
+
 def test_records_carry_their_provenance(tmp_path):
     outcome = run_sweep(TOY, toy_configurations()[:3], ResultStore(tmp_path), progress=False)
     meta = outcome.records[0].meta
     for key in ("spectral_jax_version", "jax_version", "jaxlib_version", "device_kind",
-                "platform", "process_index", "compile_seconds", "run_seconds", "finished_at"):
+                "platform", "process_index", "pid", "compile_seconds", "run_seconds", "finished_at"):
         assert key in meta
     assert outcome.records[0].config["seed"] == 0
     assert outcome.compile_seconds > 0 and outcome.run_seconds > 0

@@ -13,7 +13,8 @@ residual error); with `analyse_closure` the drift closure fitted on the ratio-2 
 `renormalizability` does on network runs. `report` (`_network_scaling_report`) sets the
 measured exponents in t, n and p beside σ = (β−1)/α fitted on the initial spectrum, the
 resolution exponents and the fitted shell model, as measured, agreeing or not.
-A sweep (`Execution.EACH`: adaptive solvers and host-side analysis, one run per call).
+A sweep (`Execution.EACH`: adaptive solvers and host-side analysis, one run per call); its
+`batched` fields only group the runs that share a compiled flow (for local workers).
 """
 
 from __future__ import annotations
@@ -139,12 +140,10 @@ def _tiny_cnn_class():
     from flax import nnx
 
     class ConvNTK(nnx.Module):
-        """3×3 'SAME' convolution in NTK scaling: an `nnx.Conv` kernel and a bias, both
-        N(0, 1); output $W * a/\\sqrt{9 c_\\text{in}} + 0.1\\,b$ (as `DenseNTK` does for
-        dense layers). Applied as patches × kernel matrix, which equals `self.conv(a)`
-        (tests/test_network_scaling.py): on CPU in float64 XLA's convolution made the recorded
-        eNTK and its derivative (per-example Jacobians of the convolution) ~150× slower
-        (2.2 s against 15 ms per saved time, n = 64, 16 channels)."""
+        """3×3 'SAME' convolution, NTK scaling: `nnx.Conv` kernel and bias N(0, 1), output
+        $W * a/\\sqrt{9 c_\\text{in}} + 0.1\\,b$ (as `DenseNTK`). Applied as patches × kernel
+        matrix, equal to `self.conv(a)` (tested): on CPU in float64 XLA's convolution made the
+        recorded eNTK and its derivative ~150× slower (2.2 s against 15 ms per time, n = 64)."""
 
         def __init__(self, c_in, c_out, *, rngs, dtype):
             self.conv = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", use_bias=False,
@@ -319,6 +318,7 @@ def compute(params) -> dict:
 
 
 SWEEP = Sweep(name=NAME, parameters=Parameters, compute=compute, execution=Execution.EACH,
+              batched=("seed", "analyse_shells", "analyse_closure", "closure_bootstrap"),
               description="real networks (MLP, residual MLP, CNN): loss exponents in t, n, p "
                           "vs the shell picture's prediction from the initial spectrum")
 

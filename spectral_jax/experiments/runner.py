@@ -14,6 +14,7 @@ any failed. After every experiment `summary.md` is rewritten: one row per measur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -41,11 +42,15 @@ def _failure(exc: BaseException, **extra) -> dict:
 
 
 def run_sweep_report(module, config, store_dir: pathlib.Path, out_dir: pathlib.Path,
-                     *, progress: bool = True) -> dict:
-    """Run a sweep configuration into `store_dir`, then its report into `out_dir`."""
+                     *, progress: bool = True, workers: int | None = None) -> dict:
+    """Run a sweep configuration into `store_dir`, then its report into `out_dir`.
+    `workers` (if given) overrides the file's `options.workers`."""
     sweep = module.SWEEP
+    options = config.options
+    if workers is not None:
+        options = dataclasses.replace(options, workers=workers)
     outcome = run_sweep(sweep, config.configurations(sweep), ResultStore(store_dir),
-                        options=config.options, progress=progress)
+                        options=options, progress=progress)
     print(f"[{sweep.name}] {outcome.computed} computed, {outcome.skipped} stored earlier, "
           f"{outcome.failed} failed; {outcome.compilations} compilation(s) "
           f"{outcome.compile_seconds:.1f} s, running {outcome.run_seconds:.1f} s", flush=True)
@@ -55,12 +60,13 @@ def run_sweep_report(module, config, store_dir: pathlib.Path, out_dir: pathlib.P
             "failed_configurations": outcome.failed, "compilations": outcome.compilations}
 
 
-def _run_one(name: str, preset: Preset, out_dir: pathlib.Path, summary: dict, force: bool):
+def _run_one(name: str, preset: Preset, out_dir: pathlib.Path, force: bool,
+             workers: int | None):
     module = load(name)
     if is_sweep(module):
         path = preset_file(name, preset)
         config = load_sweep_config(path)
-        extra = run_sweep_report(module, config, out_dir / name, out_dir)
+        extra = run_sweep_report(module, config, out_dir / name, out_dir, workers=workers)
         return {"status": "ok", "config": str(path.name), **extra}
     config = make_config(module, preset)
     config_json = json.dumps(to_jsonable(config), sort_keys=True, default=repr)
@@ -72,8 +78,10 @@ def _run_one(name: str, preset: Preset, out_dir: pathlib.Path, summary: dict, fo
     return {"status": "ok", "config": config_json, "files": published}
 
 
-def run_experiments(names, preset: Preset, out: pathlib.Path, *, force: bool = False) -> int:
-    """Run `names` (validated by the caller) with `preset` into `out/<preset>/`; 0 if all ok."""
+def run_experiments(names, preset: Preset, out: pathlib.Path, *, force: bool = False,
+                    workers: int | None = None) -> int:
+    """Run `names` (validated by the caller) with `preset` into `out/<preset>/`; 0 if all ok.
+    `workers`: local processes for the EACH sweeps (`SweepOptions.workers`; None: preset's)."""
     out_dir = pathlib.Path(out) / preset.value
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = load_summary(out_dir)
@@ -82,7 +90,7 @@ def run_experiments(names, preset: Preset, out: pathlib.Path, *, force: bool = F
         print(f"{prefix}: running ...", flush=True)
         start = time.perf_counter()
         try:
-            record = _run_one(name, preset, out_dir, summary, force)
+            record = _run_one(name, preset, out_dir, force, workers)
         except Exception as exc:
             record = _failure(exc)
             print(f"{prefix}: FAILED ({exc!r})", flush=True)

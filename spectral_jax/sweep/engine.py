@@ -16,7 +16,8 @@
    run again one configuration at a time, so a failing configuration is stored as failed with
    its own error and every other one still gets its result.
 
-`Execution.EACH` sweeps skip step 4's batching: `compute` is called once per configuration.
+`Execution.EACH` sweeps skip step 4's batching: `compute` is called once per configuration,
+in this process or, with `options.workers` > 1, in that many local processes (`workers`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .config import SweepOptions
 from .provenance import provenance
 from .spec import Execution, Sweep
 from .store import Record, ResultStore, Status
+from .workers import run_units_in_workers, units_of_work, usable_workers
 
 __all__ = ["SweepOutcome", "config_id", "run_sweep"]
 
@@ -90,6 +92,7 @@ def run_sweep(
         if not isinstance(config, sweep.parameters):
             raise TypeError(f"run_sweep: configurations must be {sweep.parameters.__name__} "
                             f"instances, got {type(config).__name__}")
+    workers = usable_workers(sweep, options.workers) if sweep.execution is Execution.EACH else 1
     ids = [config_id(sweep.name, c) for c in configurations]
     mine = [i for i in range(len(ids)) if i % jax.process_count() == jax.process_index()]
     stored = store.statuses()
@@ -97,7 +100,12 @@ def run_sweep(
     todo = [i for i in mine if stored.get(ids[i]) not in done]
     runner = _Runner(sweep, store, progress=progress, total=len(todo))
     with runner:
-        if sweep.execution is Execution.EACH:
+        if workers > 1 and todo:
+            units = units_of_work(configurations, todo, lambda c: _static_key(sweep, c))
+            runner.run_seconds = run_units_in_workers(
+                sweep, store, [[configurations[i] for i in u] for u in units],
+                [[ids[i] for i in u] for u in units], workers, runner.advance)
+        elif sweep.execution is Execution.EACH:
             for i in todo:
                 runner.one(configurations[i], ids[i])
         else:
@@ -112,13 +120,13 @@ def run_sweep(
     )
 
 
+def _static_key(sweep: Sweep, config) -> tuple[str, ...]:
+    """Configurations with equal keys have equal array shapes (they share compilations)."""
+    return tuple(json.dumps(getattr(config, f), default=_plain) for f in sweep.static)
+
+
 def _batches(sweep: Sweep, configurations, todo, batch_size):
-    groups: dict[tuple, list[int]] = {}
-    for i in todo:
-        key = tuple(json.dumps(getattr(configurations[i], f), default=_plain)
-                    for f in sweep.static)
-        groups.setdefault(key, []).append(i)
-    for members in groups.values():
+    for members in units_of_work(configurations, todo, lambda c: _static_key(sweep, c)):
         size = batch_size or len(members)
         for start in range(0, len(members), size):
             yield members[start:start + size]
@@ -160,7 +168,7 @@ class _Runner:
         if self._bar is not None:
             self._bar.stop()
 
-    def _advance(self, count: int, note: str = ""):
+    def advance(self, count: int, note: str = ""):
         self._done += count
         if self._bar is not None:
             self._bar.update(self._task, advance=count)
@@ -177,7 +185,8 @@ class _Runner:
         )
         self.store.write(record)
 
-    def one(self, config, cid):
+    def one(self, config, cid) -> bool:
+        """Compute and store one configuration; False if it failed (stored as failed)."""
         params = dataclasses.asdict(config)
         start = time.perf_counter()
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -186,14 +195,15 @@ class _Runner:
             outputs = {k: np.asarray(jax.block_until_ready(v)) for k, v in outputs.items()}
         except Exception as exc:  # stored as a failed record; the sweep goes on
             self._store(config, cid, exc=exc, tb=traceback.format_exc())
-            self._advance(1, f"FAILED {cid}: {exc!r}")
-            return
+            self.advance(1, f"FAILED {cid}: {exc!r}")
+            return False
         seconds = time.perf_counter() - start
         self.run_seconds += seconds
         self._store(config, cid, outputs, timing=dict(
             compile_seconds=0.0, run_seconds=seconds, batch_size=1,
             started_at=started, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S")))
-        self._advance(1)
+        self.advance(1)
+        return True
 
     def batch(self, configs, cids):
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -207,7 +217,7 @@ class _Runner:
         for j, (config, cid) in enumerate(zip(configs, cids)):
             self._store(config, cid, {k: np.asarray(v[j]) for k, v in outputs.items()},
                         timing=timing)
-        self._advance(len(configs), f"(batch of {len(configs)}, {timing['run_seconds']:.2f} s)")
+        self.advance(len(configs), f"(batch of {len(configs)}, {timing['run_seconds']:.2f} s)")
 
     def _run_batch(self, configs):
         sweep = self.sweep

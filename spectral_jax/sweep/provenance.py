@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
 
@@ -18,7 +19,8 @@ def _version(distribution: str) -> str:
 
 
 def provenance() -> dict:
-    """Package, JAX, jaxlib and Python versions; platform; device kind and count; process."""
+    """Package, JAX, jaxlib and Python versions; platform; device kind and count; process
+    (JAX's index and count, and the operating system's id: local workers differ in it)."""
     devices = jax.local_devices()
     return {
         "spectral_jax_version": _version("spectral_jax"),
@@ -30,5 +32,6 @@ def provenance() -> dict:
         "local_device_count": len(devices),
         "process_index": jax.process_index(),
         "process_count": jax.process_count(),
+        "pid": os.getpid(),
         "x64": bool(jax.config.jax_enable_x64),
     }

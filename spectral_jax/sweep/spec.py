@@ -13,7 +13,9 @@ A sweep is declared once, in code:
   so configurations that differ in a static field run in separate batches.
 - `execution`: `VMAP` (the default) or `EACH`, for a `compute` that needs concrete values
   (adaptive solvers that choose their method from the data, host-side numpy): then the engine
-  calls it once per configuration and does not compile it itself.
+  calls it once per configuration and does not compile it itself. Under `EACH`, `batched`
+  (of any type) only groups work: configurations that differ in `batched` fields alone share
+  their compilations, so local workers (`SweepOptions.workers`) keep them together.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Sweep:
                     f"Sweep {self.name!r}: batched field {name!r} is not a parameter "
                     f"(parameters: {sorted(types)})"
                 )
-            if types[name] not in (int, float):
+            if self.execution == Execution.VMAP and types[name] not in (int, float):
                 raise ValueError(
                     f"Sweep {self.name!r}: batched field {name!r} must be int or float (it is "
                     f"traced under vmap), got {types[name]}"
