@@ -189,7 +189,8 @@ def test_records_carry_their_provenance(tmp_path):
     outcome = run_sweep(TOY, toy_configurations()[:3], ResultStore(tmp_path), progress=False)
     meta = outcome.records[0].meta
     for key in ("spectral_jax_version", "jax_version", "jaxlib_version", "device_kind",
-                "platform", "process_index", "pid", "compile_seconds", "run_seconds", "finished_at"):
+                "platform", "process_index", "pid", "compile_seconds", "run_seconds",
+                "finished_at"):
         assert key in meta
     assert outcome.records[0].config["seed"] == 0
     assert outcome.compile_seconds > 0 and outcome.run_seconds > 0

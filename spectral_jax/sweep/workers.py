@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Callable, Sequence
 
 import jax
 
