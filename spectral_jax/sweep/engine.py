@@ -101,7 +101,7 @@ def run_sweep(
     runner = _Runner(sweep, store, progress=progress, total=len(todo))
     with runner:
         if workers > 1 and todo:
-            units = units_of_work(configurations, todo, lambda c: _static_key(sweep, c))
+            units = _groups(sweep, configurations, todo)
             runner.run_seconds = run_units_in_workers(
                 sweep, store, [[configurations[i] for i in u] for u in units],
                 [[ids[i] for i in u] for u in units], workers, runner.advance)
@@ -125,8 +125,12 @@ def _static_key(sweep: Sweep, config) -> tuple[str, ...]:
     return tuple(json.dumps(getattr(config, f), default=_plain) for f in sweep.static)
 
 
+def _groups(sweep: Sweep, configurations, todo) -> list[list[int]]:
+    return units_of_work(configurations, todo, lambda c: _static_key(sweep, c))
+
+
 def _batches(sweep: Sweep, configurations, todo, batch_size):
-    for members in units_of_work(configurations, todo, lambda c: _static_key(sweep, c)):
+    for members in _groups(sweep, configurations, todo):
         size = batch_size or len(members)
         for start in range(0, len(members), size):
             yield members[start:start + size]
@@ -230,7 +234,7 @@ class _Runner:
             f: jax.device_put(jnp.asarray([getattr(c, f) for c in rows]), sharding)
             for f in sweep.batched
         }
-        key = (tuple(json.dumps(static[f], default=_plain) for f in sweep.static), padded)
+        key = (_static_key(sweep, configs[0]), padded)
         compile_seconds = 0.0
         if key not in self.compiled:
             start = time.perf_counter()
